@@ -1,0 +1,38 @@
+"""sdesim: stochastic differential equations of distributed SGD, compressed SGD and SignSGD.
+
+Build a method, an objective and a noise model; run the optimizer (:func:`run_discrete`) and its SDE
+(:func:`simulate`, on torchsde solvers through :func:`solve`); compare them (:func:`compare`).
+The mathematics is documented per function with its MATH.md section.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import compressors as compressors
+from . import methods as methods
+from . import models as models
+from . import noise as noise
+from . import objectives as objectives
+from . import schedules as schedules
+from ._checks import NoSDEError as NoSDEError
+from ._compare import Comparison as Comparison
+from ._compare import compare as compare
+from ._results import Trajectories as Trajectories
+from ._results import load as load
+from ._runs import run_discrete as run_discrete
+from ._runs import simulate as simulate
+from ._solve import SOLVERS as SOLVERS
+from ._solve import solve as solve
+from .increments import GaussianIncrements as GaussianIncrements
+from .increments import StableIncrements as StableIncrements
+
+try:
+    __version__ = version("sdesim")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "compressors", "methods", "models", "noise", "objectives", "schedules",
+    "run_discrete", "simulate", "solve", "compare", "load",
+    "Trajectories", "Comparison", "NoSDEError", "GaussianIncrements", "StableIncrements", "SOLVERS",
+    "__version__",
+]

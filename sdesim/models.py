@@ -1,0 +1,279 @@
+r"""SDE models of the methods, built from each method's per-step mean and covariance (MATH.md §2.1).
+
+For an update x_{k+1} = x_k + ηη_k U_k with E[U | x] = b(x) and Cov[U | x] = V(x), the first-order weak
+approximation is (MATH.md §2.1, [D])
+
+    dX_t = η_t b(X_t) dt + η_t √η V(X_t)^{1/2} dW_t,    t = kη.
+
+sdesim integrates in **iteration units** s = t/η (so s = k at iteration k, and the grid is exact in binary); with
+λ(s) = η η_{⌊s⌋} the same SDE reads
+
+    dX_s = λ(s) b(X_s) ds + λ(s) V(X_s)^{1/2} dW_s,
+
+i.e. one Euler step of size 1 is the Gaussian step with the optimizer's own mean and covariance. The flavours
+(``model=``):
+
+- ``"first_order"``: the drift b (MATH.md §2.1, §6.1–§6.3);
+- ``"second_order"``: the classic modified equation, drift b + (λ/2)∇²f b (Li–Tai–E; MATH.md §2.2), D(C)SGD only;
+- ``"stable"``: the curvature-corrected drift b − (λ/2)∇²f b of [A] v2, which gets the GD stability threshold and the
+  exact discrete stationary second moment on quadratics (MATH.md §6.5, [S]; §7.7 [D ✓num]), D(C)SGD only.
+
+Per method (N agents, agent noise covariance Σ_i(x) = diag(v0_i + v1_i||∇f||²)):
+
+- D(C)SGD with an unbiased compressor whose covariance is α_i diag(x²) − β_i x xᵀ (Identity, Bernoulli, Rand-k):
+  b = −∇f and, averaging the compressor covariance over the gradient noise (MATH.md §4, §6.2, [D]),
+
+      V = (1/N²) Σ_i [Σ_i + α_i diag(∇f² + diag Σ_i) − β_i (∇f∇fᵀ + diag Σ_i)]
+        = diag(D) − (β̄/N) ∇f∇fᵀ,   D = (1/N²) Σ_i (1 + α_i − β_i) diag Σ_i + (ᾱ/N) ∇f²;
+
+  diagonal noise when β̄ = 0, otherwise an O(d) diag-minus-rank-one factor (:func:`sdesim._linalg.diag_minus_rank_one`).
+- DSGD under α-stable noise (α < 2): the Lévy-driven SDE dX_s = λ b ds + λ ς dL_s with ς the scale of the agent
+  average (MATH.md §6.6, [D]); only Euler is sound.
+- DSignSGD: b = −(1/N) Σ_i E sign(∇f + Z_i), V = (1/N²) Σ_i diag(1 − (E sign(∇f + Z_i))²) (MATH.md §6.3, [R+D
+  ✓num]); Gaussian noise gives the Erf form, Student-t the 2Ξ_ν form.
+
+Combinations without an SDE raise :class:`sdesim.noise.NoSDEError` saying why and what to use instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import _checks
+from ._checks import NoSDEError
+from ._linalg import diag_minus_rank_one
+from .compressors import Sign
+from .increments import GaussianIncrements, StableIncrements
+from .methods import AbstractMethod
+from .noise import AbstractNoise, Stable
+from .objectives import AbstractObjective
+
+#: SDE flavours and the coefficient κ of their drift correction κ λ ∇²f b.
+MODELS: dict[str, float] = {"first_order": 0.0, "second_order": 0.5, "stable": -0.5}
+
+# Iteration index of the model time s: ⌊s + tol⌋, robust to the rounding of s = k·dt for dt inexact in binary.
+_FLOOR_TOL = 1e-7
+
+
+class AbstractOptimizerSDE(nn.Module):
+    """Base of the optimizer SDEs: torchsde protocol (``sde_type``, ``noise_type``, ``f``, ...) in iteration units.
+
+    Attributes:
+        method, objective, noise: what the SDE was built from.
+        model: the flavour (a key of :data:`MODELS`).
+        increments: the driving noise law (read by :func:`sdesim.solve`).
+    """
+
+    sde_type = "ito"
+    noise_type = "diagonal"
+
+    def __init__(self, method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, model: str):
+        super().__init__()
+        self.method, self.objective, self.noise, self.model = method, objective, noise, model
+        self.kappa = MODELS[model]
+        self.increments = GaussianIncrements()
+        self._lr = method.lr
+        self._schedule = None if method.schedule.constant else method.schedule
+
+    def step_factor(self, t) -> float:
+        """λ(s) = η η_{⌊s⌋}, the step size at model time s (iterations)."""
+        if self._schedule is None:
+            return self._lr
+        return self._lr * self._schedule(int(math.floor(float(t) + _FLOOR_TOL)))
+
+    def drift(self, lam: float, y: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """λ (b + κ λ ∇²f(y) b), the drift for base direction b."""
+        if self.kappa != 0.0:
+            b = b + (self.kappa * lam) * self.objective.hvp(y, b)
+        return lam * b
+
+
+class _AbstractUnbiasedSDE(AbstractOptimizerSDE):
+    r"""D(C)SGD with unbiased (α, β)-structured compressors: dX = λ b ds + λ V^{1/2} dW (MATH.md §6.1–§6.2, §6.5)."""
+
+    def __init__(self, method, objective, noise, model, d, dtype, device):
+        super().__init__(method, objective, noise, model)
+        n = method.n_agents
+        coeffs = np.array([c.cov_coefficients(d) for c in method.compressors], dtype=np.float64)  # (N', 2)
+        alpha, beta = coeffs[:, :1], coeffs[:, 1:]
+        v0, v1 = noise.variance_terms(n, d)
+        fac = 1.0 + alpha - beta
+
+        def agent_sum(v):
+            v = np.atleast_2d(v)
+            return np.broadcast_to(fac * v, (n, v.shape[1])).sum(0) / n**2
+
+        self._v0 = torch.tensor(agent_sum(v0), dtype=dtype, device=device)
+        v1s = agent_sum(v1)
+        self._v1 = None if not np.any(v1s) else torch.tensor(v1s, dtype=dtype, device=device)
+        self._abar = float(np.broadcast_to(alpha, (n, 1)).mean()) / n
+        self._cbar = float(np.broadcast_to(beta, (n, 1)).mean()) / n
+        self._const_sd = self._v0.sqrt() if self._v1 is None and self._abar == 0.0 else None
+
+    def variance_diag(self, grad: torch.Tensor) -> torch.Tensor:
+        """D(x) = (1/N²)Σ_i(1 + α_i − β_i)(v0_i + v1_i||∇f||²) + (ᾱ/N)∇f²."""
+        var = self._v0
+        if self._v1 is not None:
+            var = var + self._v1 * (grad * grad).sum(-1, keepdim=True)
+        if self._abar:
+            var = var + self._abar * grad * grad
+        return var.expand_as(grad)
+
+    def _diffusion_prod(self, lam, grad, v):
+        if self._const_sd is not None:
+            return (lam * self._const_sd) * v
+        var = self.variance_diag(grad)
+        if self._cbar > 0.0:
+            return lam * diag_minus_rank_one(var, self._cbar, grad, v)
+        return lam * var.clamp_min(0.0).sqrt() * v
+
+    def f(self, t, y):
+        return self.drift(self.step_factor(t), y, -self.objective.grad(y))
+
+    def f_and_g_prod(self, t, y, v):
+        lam = self.step_factor(t)
+        grad = self.objective.grad(y)
+        return self.drift(lam, y, -grad), self._diffusion_prod(lam, grad, v)
+
+    def g_prod(self, t, y, v):
+        return self._diffusion_prod(self.step_factor(t), self.objective.grad(y), v)
+
+
+class UnbiasedSDE(_AbstractUnbiasedSDE):
+    r"""D(C)SGD whose diffusion is diagonal (β̄ = 0: Identity, Bernoulli): ``noise_type="diagonal"``, so torchsde's
+    ``milstein`` and ``srk`` apply as well as ``euler``."""
+
+    def g(self, t, y):
+        lam = self.step_factor(t)
+        if self._const_sd is not None:
+            return (lam * self._const_sd).expand_as(y)
+        return lam * self.variance_diag(self.objective.grad(y)).clamp_min(0.0).sqrt()
+
+
+class LowRankUnbiasedSDE(_AbstractUnbiasedSDE):
+    r"""D(C)SGD whose diffusion is diag(D) − (β̄/N)∇f∇fᵀ (Rand-k): ``noise_type="general"`` with an O(d) ``g_prod``
+    (:func:`sdesim._linalg.diag_minus_rank_one`) and no dense ``g``; torchsde integrates it with ``euler``."""
+
+    noise_type = "general"
+
+    def __init__(self, method, objective, noise, model, d, dtype, device):
+        super().__init__(method, objective, noise, model, d, dtype, device)
+        self.noise_size = d
+
+
+class LevySDE(AbstractOptimizerSDE):
+    r"""DSGD under symmetric α-stable noise: dX = λ b ds + λ ς dL_s, L a standard SαS Lévy motion (MATH.md §6.6).
+
+    ς_j = (1/N)(Σ_i c_{ij}^α)^{1/α} with c = σ/√2 (:meth:`sdesim.noise.Stable.levy_scale`); with equal agents this
+    is the σ N^{1/α − 1} of MATH.md §6.6 ([D]). Integrate with Euler only.
+    """
+
+    def __init__(self, method, objective, noise: Stable, model, d, dtype, device):
+        super().__init__(method, objective, noise, model)
+        self.increments = StableIncrements(noise.alpha)
+        self._scale = torch.tensor(noise.levy_scale(method.n_agents, d), dtype=dtype, device=device)
+
+    def f(self, t, y):
+        return self.drift(self.step_factor(t), y, -self.objective.grad(y))
+
+    def g(self, t, y):
+        return (self.step_factor(t) * self._scale).expand_as(y)
+
+    def f_and_g_prod(self, t, y, v):
+        lam = self.step_factor(t)
+        return self.drift(lam, y, -self.objective.grad(y)), (lam * self._scale) * v
+
+
+class SignSDE(AbstractOptimizerSDE):
+    r"""DSignSGD: b = −(1/N)Σ_i m_i, V = (1/N²)Σ_i diag(1 − m_i²), m_i = E sign(∇f + Z_i) (MATH.md §6.3, [R+D]).
+
+    Gaussian noise: m_i = Erf(∇f/(√2σ_i)) ([C] Cor. 3.3); Student-t: m_i = 2Ξ_ν(∇f/σ_i); α-stable: 2F_α − 1
+    (MATH.md §6.6). The drift is bounded even when the noise has no mean.
+    """
+
+    def __init__(self, method, objective, noise, model, d, dtype, device):
+        super().__init__(method, objective, noise, model)
+        self._n = method.n_agents
+
+    def moments(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b, diag V) at gradient ``grad`` of shape ``(batch, d)``."""
+        m = self.noise.sign_mean(grad, self._n)  # (batch, 1 or N, d)
+        if m.shape[-2] == 1:
+            m = m.squeeze(-2)
+            return -m, (1.0 - m * m) / self._n
+        return -m.mean(-2), (1.0 - m * m).mean(-2) / self._n
+
+    def f(self, t, y):
+        b, _ = self.moments(self.objective.grad(y))
+        return self.step_factor(t) * b
+
+    def g(self, t, y):
+        _, var = self.moments(self.objective.grad(y))
+        return self.step_factor(t) * var.clamp_min(0.0).sqrt()
+
+    def f_and_g_prod(self, t, y, v):
+        lam = self.step_factor(t)
+        b, var = self.moments(self.objective.grad(y))
+        return lam * b, lam * var.clamp_min(0.0).sqrt() * v
+
+
+def build_sde(method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, *, d: int,
+              model: str = "first_order", dtype: torch.dtype = torch.float64, device="cpu") -> AbstractOptimizerSDE:
+    """The SDE of ``method`` on ``objective`` under ``noise``, in iteration units (see the module docstring).
+
+    Args:
+        method: a :mod:`sdesim.methods` instance.
+        objective: a :mod:`sdesim.objectives` instance.
+        noise: a :mod:`sdesim.noise` instance.
+        d: dimension of the state.
+        model: ``"first_order"``, ``"second_order"`` or ``"stable"`` (the last two for D(C)SGD).
+        dtype, device: of the coefficient tensors.
+
+    Raises:
+        NoSDEError: the combination has no SDE here; the message says why and what to use instead.
+        ValueError: bad arguments.
+    """
+    _checks.lookup(MODELS, model, "model")
+    model = model.lower()
+    if not isinstance(method, AbstractMethod):
+        raise ValueError(f"method must be an sdesim method, got {method!r}")
+    if not isinstance(noise, AbstractNoise):
+        raise ValueError(f"noise must be an sdesim noise model, got {noise!r}")
+    if not isinstance(objective, AbstractObjective):
+        raise ValueError(f"objective must be an sdesim objective, got {objective!r}")
+    objective.check_dim(d)
+    method.check_dim(d)
+    noise.check(method.n_agents, d)
+    comps = method.compressors
+    name = type(method).__name__
+    args = (method, objective, noise, model, d, dtype, torch.device(device))
+    if all(isinstance(c, Sign) for c in comps):
+        if model != "first_order":
+            raise NoSDEError(f"model={model!r} is defined for D(C)SGD only; the DSignSGD analogue of the "
+                             "curvature correction is not confirmed (MATH.md §6.5). Use model='first_order'.")
+        return SignSDE(*args)
+    if any(isinstance(c, Sign) for c in comps):
+        raise NoSDEError("agents mixing Sign with other compressors have no SDE here")
+    biased = [type(c).__name__ for c in comps if not c.unbiased]
+    if biased:
+        raise NoSDEError(f"{name} with the biased compressor {biased[0]} has no SDE here: the drift E C(∇f + Z) "
+                         "has no closed form. Use an unbiased compressor (Identity, Bernoulli, RandK) or Sign.")
+    unstructured = [type(c).__name__ for c in comps if c.cov_coefficients(d) is None]
+    if unstructured:
+        raise NoSDEError(f"{name} with {unstructured[0]}: the covariance E_Z Cov C(∇f + Z) averaged over the "
+                         "gradient noise has no closed form, so the SDE diffusion is not available. Use Bernoulli "
+                         "or RandK (exact covariances, MATH.md §4), which have the same unbiasedness.")
+    if isinstance(noise, Stable) and noise.alpha < 2.0:
+        if any(c.omega(d) > 0 for c in comps):
+            noise.variance_terms(method.n_agents, d)  # raises the explanatory NoSDEError
+        return LevySDE(*args)
+    if any(c.cov_coefficients(d)[1] > 0 for c in comps):
+        return LowRankUnbiasedSDE(*args)
+    return UnbiasedSDE(*args)
+
+
+__all__ = ["AbstractOptimizerSDE", "UnbiasedSDE", "LowRankUnbiasedSDE", "LevySDE", "SignSDE", "build_sde", "MODELS"]
