@@ -39,12 +39,6 @@ class AbstractIncrements(abc.ABC):
     def draw(self, shape: tuple[int, ...], dt: float, dtype, main: Stream, extra: Stream, want_u: bool = False):
         """The next increment over a step of size dt, and its space-time Lévy area U when ``want_u`` (else None)."""
 
-    def brownian(self, *, shape: tuple[int, int], t0: float, dt: float, main: Stream, extra: Stream,
-                 dtype: torch.dtype, device) -> GridBrownian:
-        """A torchsde ``BaseBrownian`` that serves the increments of consecutive grid steps."""
-        return GridBrownian(self, shape=shape, t0=t0, dt=dt, main=main, extra=extra, dtype=dtype, device=device)
-
-
 @dataclass(frozen=True)
 class GaussianIncrements(AbstractIncrements):
     """Brownian increments ΔW ~ N(0, dt I), with space-time Lévy area for ``srk``."""
@@ -84,36 +78,66 @@ class StableIncrements(AbstractIncrements):
         return (s if dt == 1.0 else s * dt ** (1.0 / self.alpha)), None
 
 
+class StepDraws:
+    """The increments of each grid step for the whole batch, drawn once per step in order.
+
+    Several :class:`GridBrownian` views (one per chunk of paths) read their rows of the same draw, so the numbers do
+    not depend on how the batch is split for the arithmetic.
+    """
+
+    def __init__(self, increments: AbstractIncrements, *, shape, dt, dtype, device, main: Stream, extra: Stream):
+        self.increments = increments
+        self.shape = tuple(shape)
+        self.dt = float(dt)
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self._main, self._extra = main, extra
+        self._k = -1
+        self._w = self._u = None
+
+    def get(self, k: int, want_u: bool):
+        """(ΔW, U or None) of step k; k must be the current step or the next one."""
+        if k != self._k:
+            if k != self._k + 1:
+                raise RuntimeError(f"increments must be consumed in order: asked for step {k} after {self._k}")
+            self._k = k
+            self._w, self._u = self.increments.draw(self.shape, self.dt, self.dtype, self._main, self._extra,
+                                                    want_u=want_u)
+            if self._w.device != self.device:
+                self._w = self._w.to(self.device)
+                self._u = None if self._u is None else self._u.to(self.device)
+        elif want_u and self._u is None:
+            raise RuntimeError("the space-time Lévy area of a step must be asked for with its first query")
+        return self._w, self._u
+
+
 class GridBrownian(torchsde.BaseBrownian):
-    """torchsde-protocol driving noise on the grid t0 + k dt, served step by step.
+    """torchsde-protocol driving noise on the grid t0 + k dt for the rows ``rows`` of a :class:`StepDraws`.
 
     Only consecutive grid intervals may be asked for (the same interval may be asked for again and gets the same
     answer); anything else raises ``RuntimeError``, so a solver that needs sub-steps cannot silently get noise of the
     wrong law.
     """
 
-    def __init__(self, increments: AbstractIncrements, *, shape, t0, dt, main, extra, dtype, device):
-        self._inc = increments
-        self._shape = tuple(shape)
+    def __init__(self, draws: StepDraws, *, t0: float, rows: slice | None = None):
+        self._draws = draws
+        self._rows = rows if rows is not None else slice(0, draws.shape[0])
+        start, stop, _ = self._rows.indices(draws.shape[0])
+        self._shape = (stop - start,) + draws.shape[1:]
         self._t0 = float(t0)
-        self._dt = float(dt)
-        self._main = main
-        self._extra = extra
-        self._dtype = dtype
-        self._device = torch.device(device)
-        self._k = -1
-        self._w = self._u = None
+        self._dt = draws.dt
 
     def __repr__(self):
-        return f"GridBrownian({type(self._inc).__name__}, shape={self._shape}, t0={self._t0}, dt={self._dt})"
+        return (f"GridBrownian({type(self._draws.increments).__name__}, shape={self._shape}, t0={self._t0}, "
+                f"dt={self._dt})")
 
     @property
     def dtype(self):
-        return self._dtype
+        return self._draws.dtype
 
     @property
     def device(self):
-        return self._device
+        return self._draws.device
 
     @property
     def shape(self):
@@ -121,7 +145,7 @@ class GridBrownian(torchsde.BaseBrownian):
 
     @property
     def levy_area_approximation(self):
-        return self._inc.levy_area_approximation
+        return self._draws.increments.levy_area_approximation
 
     def __call__(self, ta, tb=None, return_U=False, return_A=False):
         if return_A:
@@ -134,15 +158,6 @@ class GridBrownian(torchsde.BaseBrownian):
         if abs(ta - (self._t0 + k * self._dt)) > tol or abs((tb - ta) - self._dt) > tol:
             raise RuntimeError(f"the solver asked for the increment over [{ta}, {tb}], which is not one grid step "
                                f"of size {self._dt}; sdesim's fixed-grid noise supports one-step solvers only")
-        if k != self._k:
-            if k != self._k + 1:
-                raise RuntimeError(f"increments must be consumed in order: asked for step {k} after {self._k}")
-            self._k = k
-            self._w, self._u = self._inc.draw(self._shape, self._dt, self._dtype, self._main, self._extra,
-                                              want_u=return_U)
-            if self._w.device != self._device:
-                self._w = self._w.to(self._device)
-                self._u = None if self._u is None else self._u.to(self._device)
-        elif return_U and self._u is None:
-            raise RuntimeError("the space-time Lévy area of a step must be asked for with its first query")
-        return (self._w, self._u) if return_U else self._w
+        w, u = self._draws.get(k, return_U)
+        w = w[self._rows]
+        return (w, u[self._rows]) if return_U else w

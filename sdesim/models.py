@@ -70,6 +70,8 @@ class AbstractOptimizerSDE(nn.Module):
 
     sde_type = "ito"
     noise_type = "diagonal"
+    #: paths do not interact, so :func:`sdesim.solve` may split the batch into cache-sized chunks.
+    batch_independent = True
 
     def __init__(self, method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, model: str):
         super().__init__()
@@ -85,11 +87,12 @@ class AbstractOptimizerSDE(nn.Module):
             return self._lr
         return self._lr * self._schedule(int(math.floor(float(t) + _FLOOR_TOL)))
 
-    def drift(self, lam: float, y: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """λ (b + κ λ ∇²f(y) b), the drift for base direction b."""
-        if self.kappa != 0.0:
-            b = b + (self.kappa * lam) * self.objective.hvp(y, b)
-        return lam * b
+    def drift(self, lam: float, y: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """λ (b + κ λ ∇²f(y) b) with b = −∇f(y), from the gradient ``grad``."""
+        if self.kappa == 0.0:
+            return grad * (-lam)  # one pass over memory
+        b = -grad
+        return lam * (b + (self.kappa * lam) * self.objective.hvp(y, b))
 
 
 class _AbstractUnbiasedSDE(AbstractOptimizerSDE):
@@ -132,12 +135,12 @@ class _AbstractUnbiasedSDE(AbstractOptimizerSDE):
         return lam * var.clamp_min(0.0).sqrt() * v
 
     def f(self, t, y):
-        return self.drift(self.step_factor(t), y, -self.objective.grad(y))
+        return self.drift(self.step_factor(t), y, self.objective.grad(y))
 
     def f_and_g_prod(self, t, y, v):
         lam = self.step_factor(t)
         grad = self.objective.grad(y)
-        return self.drift(lam, y, -grad), self._diffusion_prod(lam, grad, v)
+        return self.drift(lam, y, grad), self._diffusion_prod(lam, grad, v)
 
     def g_prod(self, t, y, v):
         return self._diffusion_prod(self.step_factor(t), self.objective.grad(y), v)
@@ -178,14 +181,14 @@ class LevySDE(AbstractOptimizerSDE):
         self._scale = torch.tensor(noise.levy_scale(method.n_agents, d), dtype=dtype, device=device)
 
     def f(self, t, y):
-        return self.drift(self.step_factor(t), y, -self.objective.grad(y))
+        return self.drift(self.step_factor(t), y, self.objective.grad(y))
 
     def g(self, t, y):
         return (self.step_factor(t) * self._scale).expand_as(y)
 
     def f_and_g_prod(self, t, y, v):
         lam = self.step_factor(t)
-        return self.drift(lam, y, -self.objective.grad(y)), (lam * self._scale) * v
+        return self.drift(lam, y, self.objective.grad(y)), (lam * self._scale) * v
 
 
 class SignSDE(AbstractOptimizerSDE):
@@ -209,7 +212,7 @@ class SignSDE(AbstractOptimizerSDE):
 
     def f(self, t, y):
         b, _ = self.moments(self.objective.grad(y))
-        return self.step_factor(t) * b
+        return b * self.step_factor(t)
 
     def g(self, t, y):
         _, var = self.moments(self.objective.grad(y))
@@ -218,7 +221,7 @@ class SignSDE(AbstractOptimizerSDE):
     def f_and_g_prod(self, t, y, v):
         lam = self.step_factor(t)
         b, var = self.moments(self.objective.grad(y))
-        return lam * b, lam * var.clamp_min(0.0).sqrt() * v
+        return b * lam, var.clamp_min(0.0).sqrt().mul_(lam) * v
 
 
 def build_sde(method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, *, d: int,
