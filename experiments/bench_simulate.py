@@ -17,7 +17,7 @@ Targets (DESIGN.md): simulate within 1.25x of the hand loop; at least 8x faster 
 from __future__ import annotations
 
 import argparse
-import math
+import statistics
 import time
 
 import torch
@@ -47,13 +47,18 @@ def _hand_loop(sde, x0, steps, record_every, normal):
     return torch.stack(out)
 
 
-def _time(fn, repeat):
-    best = math.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
+def _time_interleaved(fns: dict, repeat: int) -> dict:
+    """Median wall time of each function over ``repeat`` rounds, the functions taking turns within each round so
+    that slow drifts of the machine hit all of them alike."""
+    times = {name: [] for name in fns}
+    for name, (fn, _) in fns.items():  # warm-up: caches, allocator, thread pools
         fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+    for _ in range(repeat):
+        for name, (fn, scale) in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t) * scale)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def main(argv=None):
@@ -64,7 +69,7 @@ def main(argv=None):
     p.add_argument("--record-every", type=int, default=10)
     p.add_argument("--method", choices=sorted(METHODS), default="dsgd")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5, help="interleaved rounds; medians are reported")
     p.add_argument("--torchsde-steps", type=int, default=None,
                    help="steps for the (slow) torchsde run; its time is scaled to --steps (default: --steps)")
     args = p.parse_args(argv)
@@ -100,12 +105,15 @@ def main(argv=None):
     print(f"bench_simulate: method={args.method} paths={args.paths} dim={args.dim} steps={args.steps} "
           f"record_every={args.record_every} dtype={args.dtype} threads={torch.get_num_threads()} "
           f"sdesim={sdesim.__version__} torch={torch.__version__} torchsde={torchsde.__version__}")
-    t_sdesim = _time(run_sdesim, args.repeat)
-    t_hand = _time(run_hand_torch, args.repeat)
-    t_same = _time(run_hand_same_rng, args.repeat)
-    t_ts = _time(run_torchsde, 1) * args.steps / ts_steps
-    rows = [("sdesim.simulate", t_sdesim), ("hand loop (torch.randn)", t_hand), ("hand loop (same RNG)", t_same),
-            ("torchsde.sdeint default BM", t_ts)]
+    med = _time_interleaved({
+        "sdesim.simulate": (run_sdesim, 1.0),
+        "hand loop (torch.randn)": (run_hand_torch, 1.0),
+        "hand loop (same RNG)": (run_hand_same_rng, 1.0),
+        "torchsde.sdeint default BM": (run_torchsde, args.steps / ts_steps),
+    }, args.repeat)
+    t_sdesim, t_hand = med["sdesim.simulate"], med["hand loop (torch.randn)"]
+    t_same, t_ts = med["hand loop (same RNG)"], med["torchsde.sdeint default BM"]
+    rows = list(med.items())
     for name, t in rows:
         print(f"  {name:<28} {t:8.3f} s   {1e3 * t / args.steps:7.2f} ms/step   "
               f"simulate/this = {t_sdesim / t:5.2f}")

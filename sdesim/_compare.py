@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
-from ._results import Trajectories
+from ._results import _Z95, Trajectories
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +27,10 @@ class Comparison:
         weak_error_t: the time where it is reached.
         ci_overlap: share of times where |center_a − center_b| ≤ √(halfwidth_a² + halfwidth_b²), i.e. the two agree
             within their combined 95% interval.
+        max_z: the largest standardized difference |center_a − center_b| / standard error over the times.
+        p_value: Bonferroni-adjusted two-sided p-value of ``max_z`` over the T recorded times, min(1, 2T(1 − Φ)):
+            small when the two sides differ by more than Monte Carlo error somewhere. It is conservative (the times
+            are correlated), so "consistent" errs on the side of agreement only as much as Bonferroni does.
     """
 
     a: Trajectories
@@ -41,6 +45,8 @@ class Comparison:
     weak_error: float
     weak_error_t: float
     ci_overlap: float
+    max_z: float = math.nan
+    p_value: float = math.nan
 
     @property
     def agree(self) -> np.ndarray:
@@ -62,11 +68,10 @@ class Comparison:
         width = float(np.nanmax(np.hypot(self.halfwidth_a, self.halfwidth_b))) if len(self.t) else math.nan
         lines.append(f"  largest combined 95% half-width = {width:.4g}")
         lines.append(f"  agreement within the 95% intervals at {100 * self.ci_overlap:.1f}% of recorded times")
-        verdict = ("consistent: the centers agree within their combined 95% interval at >= 90% of times "
-                   "(95% is expected when the two laws are equal)"
-                   if self.ci_overlap >= 0.9 else
-                   "distinguishable: the difference exceeds Monte Carlo error at "
-                   f"{100 * (1 - self.ci_overlap):.1f}% of times")
+        lines.append(f"  largest standardized difference {self.max_z:.2f} (Bonferroni p = {self.p_value:.3g})")
+        verdict = (f"consistent at level 0.05: no recorded time where the difference exceeds Monte Carlo error"
+                   if self.p_value >= 0.05 else
+                   f"distinguishable at level 0.05: the difference exceeds Monte Carlo error (p = {self.p_value:.2g})")
         lines.append(f"  verdict: {verdict}")
         return "\n".join(lines)
 
@@ -109,10 +114,21 @@ def compare(a: Trajectories, b: Trajectories, metric: str = "loss") -> Compariso
         weak, weak_t = float(diff[j]), float(a.t[ia][j])
     else:
         weak, weak_t = math.nan, math.nan
-    agree = diff <= np.hypot(ha, hb)
+    width = np.hypot(ha, hb)
+    agree = diff <= width
+    se = width / _Z95
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.where(diff > 0, np.inf, 0.0))
+    max_z = float(np.nanmax(z)) if np.isfinite(diff).any() else math.nan
+    p_value = min(1.0, 2.0 * len(diff) * _normal_sf(max_z)) if math.isfinite(max_z) else (
+        0.0 if max_z == math.inf else math.nan)
     return Comparison(a=a, b=b, metric=metric, statistic=stat, t=a.t[ia], center_a=ca, center_b=cb,
                       halfwidth_a=ha, halfwidth_b=hb, weak_error=weak, weak_error_t=weak_t,
-                      ci_overlap=float(np.mean(agree)))
+                      ci_overlap=float(np.mean(agree)), max_z=max_z, p_value=p_value)
+
+
+def _normal_sf(z: float) -> float:
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 def _with_statistic(tr: Trajectories, stat: str) -> Trajectories:

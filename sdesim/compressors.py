@@ -225,8 +225,9 @@ class QSGD(AbstractCompressor):
 
 @dataclass(frozen=True)
 class TopK(AbstractCompressor):
-    r"""Top-k: keep the k coordinates of largest magnitude (ties broken by index). Biased and deterministic;
-    contractive: ||C(x) − x||² ≤ (1 − k/d)||x||².
+    r"""Top-k: keep the k coordinates of largest magnitude; biased and deterministic.
+
+    Contractive: ||C(x) − x||² ≤ (1 − k/d)||x||². DCSGD with it runs on the discrete side only (no SDE).
 
     Args:
         k: coordinates kept, 1 ≤ k ≤ d.
@@ -248,8 +249,9 @@ class TopK(AbstractCompressor):
 
 @dataclass(frozen=True)
 class Sign(AbstractCompressor):
-    """C(x) = sign(x), with sign(0) = 0. Biased; DCSGD with it is DSignSGD (the server averages the signs,
-    MATH.md §4)."""
+    """C(x) = sign(x), with sign(0) = 0; biased.
+
+    DCSGD with it is DSignSGD: the server averages the signs (MATH.md §4)."""
 
     def __call__(self, x, generator=None):
         return torch.sign(x)

@@ -176,8 +176,9 @@ class DCSGD(AbstractMethod):
 
 @dataclass(frozen=True)
 class DSignSGD(AbstractMethod):
-    """Distributed SignSGD: x_{k+1} = x_k − (ηη_k/N) Σ_i sign(∇f_{γ_i}(x_k)); the server averages the signs
-    (no majority vote; MATH.md §4–§5, [S])."""
+    """Distributed SignSGD: x_{k+1} = x_k − (ηη_k/N) Σ_i sign(∇f_{γ_i}(x_k)).
+
+    The server averages the signs; it does not take a majority vote (MATH.md §4–§5, [S])."""
 
     lr: float
     n_agents: int = 1

@@ -186,6 +186,9 @@ class LevySDE(AbstractOptimizerSDE):
     def g(self, t, y):
         return (self.step_factor(t) * self._scale).expand_as(y)
 
+    def g_prod(self, t, y, v):
+        return (self.step_factor(t) * self._scale) * v
+
     def f_and_g_prod(self, t, y, v):
         lam = self.step_factor(t)
         return self.drift(lam, y, self.objective.grad(y)), (lam * self._scale) * v
@@ -217,6 +220,9 @@ class SignSDE(AbstractOptimizerSDE):
     def g(self, t, y):
         _, var = self.moments(self.objective.grad(y))
         return self.step_factor(t) * var.clamp_min(0.0).sqrt()
+
+    def g_prod(self, t, y, v):
+        return self.g(t, y) * v
 
     def f_and_g_prod(self, t, y, v):
         lam = self.step_factor(t)

@@ -1,0 +1,167 @@
+"""Command line: ``sdesim list`` and ``sdesim compare`` (the main job: optimizer vs SDE, summary and figure).
+
+Components are written as Python-like calls with literal keyword arguments, e.g. ``--noise "studentt(nu=3,
+sigma=0.5)"`` or ``--objective "quadratic(h=[1, 4])"``; the names are those of ``sdesim list``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+from . import _checks
+
+
+def _registries():
+    from . import compressors, methods, models, noise, objectives, schedules
+    from ._solve import SOLVERS
+
+    return {
+        "objectives": objectives.OBJECTIVES,
+        "noise": noise.NOISES,
+        "compressors": compressors.COMPRESSORS,
+        "methods": methods.METHODS,
+        "schedules": schedules.SCHEDULES,
+        "models": {k: None for k in models.MODELS},
+        "solvers": {k: None for k in SOLVERS},
+    }
+
+
+def parse_component(text: str, registry: dict, what: str):
+    """Build ``name(key=literal, ...)`` from ``registry``; a bare ``name`` calls it without arguments."""
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        raise ValueError(f"--{what}: cannot parse {text!r}; write e.g. name or name(key=value)") from None
+    if isinstance(node, ast.Name):
+        name, kwargs = node.id, {}
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.args:
+        name = node.func.id
+        try:
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+        except ValueError:
+            raise ValueError(f"--{what}: arguments must be literals (numbers, lists, strings): {text!r}") from None
+    else:
+        raise ValueError(f"--{what}: write name or name(key=value, ...) with keyword arguments, got {text!r}")
+    cls = _checks.lookup(registry, name, what)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"--{what}: {err}") from None
+
+
+def _cmd_list(args) -> int:
+    import inspect
+
+    for group, reg in _registries().items():
+        print(f"{group}:")
+        for name, cls in reg.items():
+            if cls is None:
+                print(f"  {name}")
+                continue
+            sig = str(inspect.signature(cls).replace(return_annotation=inspect.Signature.empty)).replace("'", "")
+            doc = (inspect.getdoc(cls) or "").splitlines()[0]
+            print(f"  {name}{sig}  {doc}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    import json
+
+    import torch
+
+    from . import _runs, compare
+    from ._compare import Comparison
+
+    regs = _registries()
+    objective = parse_component(args.objective, regs["objectives"], "objective")
+    noise = parse_component(args.noise, regs["noise"], "noise")
+    method_cls = _checks.lookup(regs["methods"], args.method, "method")
+    kwargs = dict(lr=args.lr, n_agents=args.agents)
+    if args.schedule:
+        kwargs["schedule"] = parse_component(args.schedule, regs["schedules"], "schedule")
+    if args.compressor:
+        kwargs["compressor"] = parse_component(args.compressor, regs["compressors"], "compressor")
+    method = method_cls(**kwargs)
+    x0 = torch.tensor(args.x0 if args.x0 is not None else [1.0] * (objective.dim or 2), dtype=torch.float64)
+    steps, runs = (min(args.steps, 200), min(args.runs, 256)) if args.quick else (args.steps, args.runs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    common = dict(steps=steps, record_every=args.record_every, progress=not args.quiet)
+    d = _runs.run_discrete(method, objective, noise, x0, runs=runs, seed=args.seed, **common)
+    s = _runs.simulate(method, objective, noise, x0, paths=runs, seed=args.seed + 1, model=args.model,
+                       solver=args.solver, substeps=args.substeps, **common)
+    c: Comparison = compare(d, s)
+    text = c.summary()
+    print(text)
+    d.save(out / "discrete.npz")
+    s.save(out / "sde.npz")
+    (out / "summary.txt").write_text(text + "\n")
+    (out / "summary.json").write_text(json.dumps({
+        "weak_error": c.weak_error, "weak_error_t": c.weak_error_t, "ci_overlap": c.ci_overlap,
+        "statistic": c.statistic, "discrete": d.meta, "sde": s.meta}, indent=2))
+    _figure(c, out / "comparison.png")
+    print(f"wrote {out / 'summary.txt'}, {out / 'comparison.png'}, {out / 'discrete.npz'}, {out / 'sde.npz'}")
+    return 0
+
+
+def _figure(c, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    c.plot(ax=ax0, logy=bool(np.all(np.concatenate([c.center_a, c.center_b]) > 0)))
+    later = c.t > 0
+    ax1.plot(c.t[later], np.abs(c.center_a - c.center_b)[later], color="C2",
+             label=f"|{c.statistic}_discrete − {c.statistic}_SDE|")
+    ax1.plot(c.t[later], np.hypot(c.halfwidth_a, c.halfwidth_b)[later], color="0.4", linestyle=":",
+             label="combined 95% half-width")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("t = k·lr")
+    ax1.set_ylabel(f"{c.metric}")
+    ax1.set_title(f"weak error {c.weak_error:.3g} at t = {c.weak_error_t:g}", fontsize=9)
+    ax1.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="sdesim", description="SDEs of distributed (compressed, sign) SGD.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list objectives, noise models, compressors, methods, schedules, models, solvers")
+    p = sub.add_parser("compare", help="run the optimizer and its SDE, compare them, write summary and figure")
+    p.add_argument("--method", default="dcsgd", help="method name (default dcsgd)")
+    p.add_argument("--compressor", default="randk(k=1)", help="compressor for dcsgd (default randk(k=1))")
+    p.add_argument("--objective", default="quadratic(h=[1.0, 4.0])")
+    p.add_argument("--noise", default="gaussian(sigma=0.5)")
+    p.add_argument("--schedule", default=None, help="e.g. invsqrt or warmup(steps=100)")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--agents", type=int, default=4)
+    p.add_argument("--x0", type=float, nargs="+", default=None, help="initial point (default all ones)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--runs", type=int, default=4096, help="runs of the optimizer and paths of the SDE")
+    p.add_argument("--record-every", type=int, default=10)
+    p.add_argument("--model", default="first_order", help="first_order, second_order or stable")
+    p.add_argument("--solver", default="euler")
+    p.add_argument("--substeps", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="sdesim-out", help="output folder (default ./sdesim-out)")
+    p.add_argument("--quick", action="store_true", help="at most 200 steps and 256 runs (a smoke test)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    if args.command == "compare" and args.method.lower() != "dcsgd":
+        args.compressor = None
+    try:
+        return {"list": _cmd_list, "compare": _cmd_compare}[args.command](args)
+    except ValueError as err:
+        print(f"sdesim: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
