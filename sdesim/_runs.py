@@ -14,7 +14,7 @@ from ._progress import Progress
 from ._results import Trajectories, from_records
 from ._solve import _mark_divergence, solve
 from .methods import AbstractMethod
-from .models import build_sde
+from .models import build_sde, check_parts
 from .noise import AbstractNoise
 from .objectives import AbstractObjective
 
@@ -43,15 +43,6 @@ def _initial(x0, n: int, name: str, objective: AbstractObjective, dtype, device)
         raise ValueError("x0 must be finite (it contains NaN or inf)")
     objective.check_dim(x.shape[1])
     return x.contiguous()
-
-
-def _check_parts(method, objective, noise) -> None:
-    if not isinstance(method, AbstractMethod):
-        raise ValueError(f"method must be an sdesim method (sdesim.methods), got {method!r}")
-    if not isinstance(objective, AbstractObjective):
-        raise ValueError(f"objective must be an sdesim objective (sdesim.objectives), got {objective!r}")
-    if not isinstance(noise, AbstractNoise):
-        raise ValueError(f"noise must be an sdesim noise model (sdesim.noise), got {noise!r}")
 
 
 def _statistic(method: AbstractMethod, noise: AbstractNoise) -> str:
@@ -111,7 +102,7 @@ def run_discrete(method: AbstractMethod, objective: AbstractObjective, noise: Ab
     Returns:
         :class:`~sdesim.Trajectories` with ``kind="discrete"`` and t = k·lr.
     """
-    _check_parts(method, objective, noise)
+    check_parts(method, objective, noise)
     steps = _checks.positive_int("steps", steps, minimum=0)
     runs = _checks.positive_int("runs", runs)
     record_every = _checks.positive_int("record_every", record_every)
@@ -172,7 +163,7 @@ def simulate(method: AbstractMethod, objective: AbstractObjective, noise: Abstra
     Raises:
         NoSDEError: the combination has no SDE; the message says what to use instead.
     """
-    _check_parts(method, objective, noise)
+    check_parts(method, objective, noise)
     steps = _checks.positive_int("steps", steps, minimum=0)
     paths = _checks.positive_int("paths", paths)
     substeps = _checks.positive_int("substeps", substeps)

@@ -31,20 +31,21 @@ from .compressors import AbstractCompressor, Identity, Sign
 from .schedules import AbstractSchedule, as_schedule
 
 
+@dataclass(frozen=True)
 class AbstractMethod(abc.ABC):
     """Interface shared by every method.
 
     Attributes:
         lr: base learning rate η > 0; the SDE time of iteration k is t = kη.
         n_agents: number of agents N ≥ 1.
-        schedule: multiplier η_k of the learning rate.
+        schedule: multiplier η_k of the learning rate (``None`` means constant).
     """
 
     lr: float
-    n_agents: int
-    schedule: AbstractSchedule
+    n_agents: int = 1
+    schedule: AbstractSchedule | None = None
 
-    def _validate(self) -> None:
+    def __post_init__(self):
         object.__setattr__(self, "lr", _checks.positive("lr", self.lr))
         object.__setattr__(self, "n_agents", _checks.positive_int("n_agents", self.n_agents))
         object.__setattr__(self, "schedule", as_schedule(self.schedule))
@@ -79,23 +80,22 @@ class AbstractMethod(abc.ABC):
                            -2).mean(-2)
 
 
-def _single_agent(method) -> None:
-    if method.n_agents != 1:
-        raise ValueError(f"n_agents must be 1 for {type(method).__name__}, got {method.n_agents}; use "
-                         f"D{type(method).__name__} for several agents")
+class _SingleAgent:
+    """Mixin check: SGD and SignSGD are the one-agent methods."""
+
+    def _check_single_agent(self) -> None:
+        if self.n_agents != 1:
+            raise ValueError(f"n_agents must be 1 for {type(self).__name__}, got {self.n_agents}; use "
+                             f"D{type(self).__name__} for several agents")
 
 
 @dataclass(frozen=True)
-class SGD(AbstractMethod):
+class SGD(AbstractMethod, _SingleAgent):
     """SGD: x_{k+1} = x_k − ηη_k ∇f_γ(x_k) (MATH.md §5). ``n_agents`` must be 1."""
 
-    lr: float
-    n_agents: int = 1
-    schedule: AbstractSchedule | None = None
-
     def __post_init__(self):
-        self._validate()
-        _single_agent(self)
+        super().__post_init__()
+        self._check_single_agent()
 
     @property
     def compressors(self):
@@ -103,16 +103,12 @@ class SGD(AbstractMethod):
 
 
 @dataclass(frozen=True)
-class SignSGD(AbstractMethod):
+class SignSGD(AbstractMethod, _SingleAgent):
     """SignSGD: x_{k+1} = x_k − ηη_k sign(∇f_γ(x_k)) ([C], MATH.md §5). ``n_agents`` must be 1."""
 
-    lr: float
-    n_agents: int = 1
-    schedule: AbstractSchedule | None = None
-
     def __post_init__(self):
-        self._validate()
-        _single_agent(self)
+        super().__post_init__()
+        self._check_single_agent()
 
     @property
     def compressors(self):
@@ -122,13 +118,6 @@ class SignSGD(AbstractMethod):
 @dataclass(frozen=True)
 class DSGD(AbstractMethod):
     """Distributed SGD: x_{k+1} = x_k − (ηη_k/N) Σ_i ∇f_{γ_i}(x_k) (MATH.md §5)."""
-
-    lr: float
-    n_agents: int = 1
-    schedule: AbstractSchedule | None = None
-
-    def __post_init__(self):
-        self._validate()
 
     @property
     def compressors(self):
@@ -148,13 +137,10 @@ class DCSGD(AbstractMethod):
             Bernoulli, Rand-k) and for Sign (then this is DSignSGD).
     """
 
-    lr: float
-    n_agents: int = 1
-    schedule: AbstractSchedule | None = None
     compressor: AbstractCompressor | Sequence[AbstractCompressor] | None = None
 
     def __post_init__(self):
-        self._validate()
+        super().__post_init__()
         comp = self.compressor
         if comp is None:
             raise ValueError("compressor must be given for DCSGD, e.g. compressors.RandK(k=1); "
@@ -179,13 +165,6 @@ class DSignSGD(AbstractMethod):
     """Distributed SignSGD: x_{k+1} = x_k − (ηη_k/N) Σ_i sign(∇f_{γ_i}(x_k)).
 
     The server averages the signs; it does not take a majority vote (MATH.md §4–§5, [S])."""
-
-    lr: float
-    n_agents: int = 1
-    schedule: AbstractSchedule | None = None
-
-    def __post_init__(self):
-        self._validate()
 
     @property
     def compressors(self):

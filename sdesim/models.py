@@ -230,6 +230,15 @@ class SignSDE(AbstractOptimizerSDE):
         return b * lam, var.clamp_min(0.0).sqrt().mul_(lam) * v
 
 
+def check_parts(method, objective, noise) -> None:
+    """``ValueError`` naming the argument that is not an sdesim method, objective or noise model."""
+    for name, value, cls, module in (("method", method, AbstractMethod, "methods"),
+                                     ("objective", objective, AbstractObjective, "objectives"),
+                                     ("noise", noise, AbstractNoise, "noise")):
+        if not isinstance(value, cls):
+            raise ValueError(f"{name} must be an sdesim {name} (sdesim.{module}), got {value!r}")
+
+
 def build_sde(method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, *, d: int,
               model: str = "first_order", dtype: torch.dtype = torch.float64, device="cpu") -> AbstractOptimizerSDE:
     """The SDE of ``method`` on ``objective`` under ``noise``, in iteration units (see the module docstring).
@@ -248,12 +257,7 @@ def build_sde(method: AbstractMethod, objective: AbstractObjective, noise: Abstr
     """
     _checks.lookup(MODELS, model, "model")
     model = model.lower()
-    if not isinstance(method, AbstractMethod):
-        raise ValueError(f"method must be an sdesim method, got {method!r}")
-    if not isinstance(noise, AbstractNoise):
-        raise ValueError(f"noise must be an sdesim noise model, got {noise!r}")
-    if not isinstance(objective, AbstractObjective):
-        raise ValueError(f"objective must be an sdesim objective, got {objective!r}")
+    check_parts(method, objective, noise)
     objective.check_dim(d)
     method.check_dim(d)
     noise.check(method.n_agents, d)

@@ -139,15 +139,8 @@ class Quartic(AbstractObjective):
 
 
 @dataclass(frozen=True)
-class CoshSum(AbstractObjective):
-    r"""f(x) = Σ_j (cosh(a x_j) − 1) / a², any dimension.
-
-    ∇f = sinh(a x)/a and ∇²f = diag(cosh(a x)); cosh(u) ≤ 1 + |sinh(u)| gives ||∇²f|| ≤ 1 + a ||∇f||, so f is
-    (1, a)-smooth and not L-smooth ([D], MATH.md §2.4 style). Minimum 0 at x = 0.
-
-    Args:
-        a: sharpness; the curvature at the minimum is 1 and grows like e^{a|x|}.
-    """
+class _Sharp(AbstractObjective):
+    """Base of the separable exponential-type objectives: a sharpness a > 0 and (L0, L1) = (1, a)."""
 
     a: float = 1.0
 
@@ -157,6 +150,18 @@ class CoshSum(AbstractObjective):
     @property
     def smoothness(self) -> tuple[float, float]:
         return 1.0, self.a
+
+
+@dataclass(frozen=True)
+class CoshSum(_Sharp):
+    r"""f(x) = Σ_j (cosh(a x_j) − 1) / a², any dimension.
+
+    ∇f = sinh(a x)/a and ∇²f = diag(cosh(a x)); cosh(u) ≤ 1 + |sinh(u)| gives ||∇²f|| ≤ 1 + a ||∇f||, so f is
+    (1, a)-smooth and not L-smooth ([D], MATH.md §2.4 style). Minimum 0 at x = 0.
+
+    Args:
+        a: sharpness; the curvature at the minimum is 1 and grows like e^{a|x|}.
+    """
 
     def loss(self, x):
         return ((torch.cosh(self.a * x) - 1.0) / self.a**2).sum(-1)
@@ -169,7 +174,7 @@ class CoshSum(AbstractObjective):
 
 
 @dataclass(frozen=True)
-class ExpSum(AbstractObjective):
+class ExpSum(_Sharp):
     r"""f(x) = Σ_j (e^{a x_j} − a x_j − 1) / a², any dimension; asymmetric around its minimum.
 
     ∇f = (e^{a x} − 1)/a and ∇²f = diag(e^{a x}) = I + a diag(∇f), so ||∇²f|| ≤ 1 + a ||∇f||: (1, a)-smooth, not
@@ -178,15 +183,6 @@ class ExpSum(AbstractObjective):
     Args:
         a: sharpness of the exponential wall (on the side x > 0).
     """
-
-    a: float = 1.0
-
-    def __post_init__(self):
-        object.__setattr__(self, "a", _checks.positive("a", self.a))
-
-    @property
-    def smoothness(self) -> tuple[float, float]:
-        return 1.0, self.a
 
     def loss(self, x):
         ax = self.a * x
