@@ -170,7 +170,8 @@ def simulate(method: AbstractMethod, objective: AbstractObjective, noise: Abstra
     record_every = _checks.positive_int("record_every", record_every)
     seed = _rng.check_seed(seed)
     x = _initial(x0, paths, "paths", objective, dtype, device)
-    sde = build_sde(method, objective, noise, d=x.shape[1], model=model, dtype=x.dtype, device=x.device)
+    sde = build_sde(method, objective, noise, d=x.shape[1], model=model, dtype=x.dtype, device=x.device,
+                    seed=seed)
     meta = _meta("sde", method, objective, noise, x, steps=steps, paths=paths, seed=seed, record_every=record_every,
                  solver=solver, substeps=substeps, model=model, sde=type(sde).__name__,
                  divergence_threshold=float(divergence_threshold))

@@ -156,6 +156,9 @@ def solve(sde, y0: torch.Tensor, *, dt: float, steps: int, seed: int, solver: st
     if inc.alpha < 2.0 and method != "euler":
         raise ValueError(f"solver={solver!r} cannot integrate a Lévy-driven SDE (alpha={inc.alpha:g}): only "
                          "'euler' is sound with stable increments (no Lévy area, MATH.md §6.6)")
+    if getattr(sde, "randomized", False) and method != "euler":
+        raise ValueError(f"solver={solver!r} cannot integrate an SDE with a randomized diffusion "
+                         f"({type(sde).__name__}): use solver='euler'")
     save = save if save is not None else (lambda y: y)
 
     if not exact_grid(t0, dt, steps):

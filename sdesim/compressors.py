@@ -67,6 +67,13 @@ class AbstractCompressor(abc.ABC):
         alpha, beta = coeffs
         return alpha * torch.diag_embed(x * x) - beta * x.unsqueeze(-1) * x.unsqueeze(-2)
 
+    def variance_diag(self, x: torch.Tensor) -> torch.Tensor:
+        """diag Cov_ξ C(x), for compressors whose covariance is diagonal (``ValueError`` otherwise)."""
+        alpha, beta = self._coefficients_or_raise(x.shape[-1])
+        if beta != 0.0:
+            raise ValueError(f"{type(self).__name__} has a non-diagonal covariance")
+        return alpha * x * x
+
     def gaussian(self, x: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
         """A N(0, Cov_ξ C(x)) draw in O(d), from standard normals ``xi`` of the shape of ``x``."""
         alpha, beta = self._coefficients_or_raise(x.shape[-1])

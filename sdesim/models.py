@@ -168,6 +168,57 @@ class LowRankUnbiasedSDE(_AbstractUnbiasedSDE):
         self.noise_size = d
 
 
+class RandomizedUnbiasedSDE(AbstractOptimizerSDE):
+    r"""D(C)SGD with unbiased compressors whose noise-averaged covariance has no closed form (QSGD).
+
+    The SDE is the one of MATH.md §6.2, dX = λ b ds + λ V^{1/2} dW with
+    V = (1/N²) Σ_i [Σ_i + E_{Z_i} Cov_ξ C_i(∇f + Z_i)], but E_Z Cov_ξ C(∇f + Z) cannot be written out for QSGD.
+    It is integrated by a weak Euler scheme with a randomized diffusion: at every step and path each agent draws a
+    fresh Z'_i and the diagonal diffusion is λ [(1/N²) Σ_i (diag Σ_i + diag Cov_ξ C_i(∇f + Z'_i))]^{1/2}. Given Z',
+    the increment is Gaussian; averaged over Z' its covariance is exactly V ds, so the scheme has the SDE's first two
+    moments per step and weak order 1 [D]. The diffusion is random, so only ``euler`` is allowed (``randomized``).
+    """
+
+    randomized = True
+
+    def __init__(self, method, objective, noise, model, d, dtype, device, stream):
+        super().__init__(method, objective, noise, model)
+        n = method.n_agents
+        v0, v1 = noise.variance_terms(n, d)
+
+        def agent_sum(v):
+            v = np.atleast_2d(v)
+            return torch.tensor(np.broadcast_to(v, (n, v.shape[1])).sum(0) / n**2, dtype=dtype, device=device)
+
+        self._v0, self._v1 = agent_sum(v0), agent_sum(v1)
+        self._n = n
+        self._stream = stream
+
+    def variance_diag(self, grad: torch.Tensor) -> torch.Tensor:
+        """One draw of (1/N²) Σ_i (diag Σ_i + diag Cov_ξ C_i(∇f + Z'_i)); its mean over Z' is diag V."""
+        g = grad.unsqueeze(-2) + self.noise.sample(grad, self._n, self._stream)  # (batch, N, d)
+        comps = self.method.compressors
+        if len(comps) == 1:
+            comp_var = comps[0].variance_diag(g).sum(-2)
+        else:
+            comp_var = sum(c.variance_diag(g[:, i]) for i, c in enumerate(comps))
+        return self._v0 + self._v1 * (grad * grad).sum(-1, keepdim=True) + comp_var / self._n**2
+
+    def f(self, t, y):
+        return self.drift(self.step_factor(t), y, self.objective.grad(y))
+
+    def g(self, t, y):
+        return self.step_factor(t) * self.variance_diag(self.objective.grad(y)).clamp_min(0.0).sqrt()
+
+    def g_prod(self, t, y, v):
+        return self.g(t, y) * v
+
+    def f_and_g_prod(self, t, y, v):
+        lam = self.step_factor(t)
+        grad = self.objective.grad(y)
+        return self.drift(lam, y, grad), lam * self.variance_diag(grad).clamp_min(0.0).sqrt() * v
+
+
 class LevySDE(AbstractOptimizerSDE):
     r"""DSGD under symmetric α-stable noise: dX = λ b ds + λ ς dL_s, L a standard SαS Lévy motion (MATH.md §6.6).
 
@@ -240,7 +291,8 @@ def check_parts(method, objective, noise) -> None:
 
 
 def build_sde(method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, *, d: int,
-              model: str = "first_order", dtype: torch.dtype = torch.float64, device="cpu") -> AbstractOptimizerSDE:
+              model: str = "first_order", dtype: torch.dtype = torch.float64, device="cpu",
+              seed: int | None = None) -> AbstractOptimizerSDE:
     """The SDE of ``method`` on ``objective`` under ``noise``, in iteration units (see the module docstring).
 
     Args:
@@ -250,6 +302,7 @@ def build_sde(method: AbstractMethod, objective: AbstractObjective, noise: Abstr
         d: dimension of the state.
         model: ``"first_order"``, ``"second_order"`` or ``"stable"`` (the last two for D(C)SGD).
         dtype, device: of the coefficient tensors.
+        seed: seed of the coefficient draws of :class:`RandomizedUnbiasedSDE` (QSGD); unused otherwise.
 
     Raises:
         NoSDEError: the combination has no SDE here; the message says why and what to use instead.
@@ -275,18 +328,22 @@ def build_sde(method: AbstractMethod, objective: AbstractObjective, noise: Abstr
     if biased:
         raise NoSDEError(f"{name} with the biased compressor {biased[0]} has no SDE here: the drift E C(∇f + Z) "
                          "has no closed form. Use an unbiased compressor (Identity, Bernoulli, RandK) or Sign.")
-    unstructured = [type(c).__name__ for c in comps if c.cov_coefficients(d) is None]
-    if unstructured:
-        raise NoSDEError(f"{name} with {unstructured[0]}: the covariance E_Z Cov C(∇f + Z) averaged over the "
-                         "gradient noise has no closed form, so the SDE diffusion is not available. Use Bernoulli "
-                         "or RandK (exact covariances, MATH.md §4), which have the same unbiasedness.")
     if isinstance(noise, Stable) and noise.alpha < 2.0:
         if any(c.omega(d) > 0 for c in comps):
             noise.variance_terms(method.n_agents, d)  # raises the explanatory NoSDEError
         return LevySDE(*args)
+    if any(c.cov_coefficients(d) is None for c in comps):
+        if any(c.cov_coefficients(d) is not None and c.cov_coefficients(d)[1] > 0 for c in comps):
+            raise NoSDEError(f"{name} mixing RandK with QSGD agents has no SDE here; give all agents diagonal-"
+                             "covariance compressors (QSGD, Bernoulli, Identity) or (α, β)-structured ones.")
+        if seed is None:
+            raise ValueError("seed must be given: the QSGD diffusion is drawn afresh at every step")
+        from . import _rng
+
+        return RandomizedUnbiasedSDE(*args, _rng.streams(seed, ["coefficients"], device)["coefficients"])
     if any(c.cov_coefficients(d)[1] > 0 for c in comps):
         return LowRankUnbiasedSDE(*args)
     return UnbiasedSDE(*args)
 
 
-__all__ = ["AbstractOptimizerSDE", "UnbiasedSDE", "LowRankUnbiasedSDE", "LevySDE", "SignSDE", "build_sde", "MODELS"]
+__all__ = ["AbstractOptimizerSDE", "UnbiasedSDE", "LowRankUnbiasedSDE", "RandomizedUnbiasedSDE", "LevySDE", "SignSDE", "build_sde", "MODELS"]

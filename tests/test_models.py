@@ -10,7 +10,7 @@ from scipy.integrate import solve_ivp
 import sdesim
 from sdesim import _rng, compressors as C, methods as M, noise as Z, objectives as O, schedules
 from sdesim._checks import NoSDEError
-from sdesim.models import LevySDE, LowRankUnbiasedSDE, SignSDE, UnbiasedSDE, build_sde
+from sdesim.models import LevySDE, LowRankUnbiasedSDE, RandomizedUnbiasedSDE, SignSDE, UnbiasedSDE, build_sde
 
 F64 = torch.float64
 QUAD = O.Quadratic(h=[1.0, 2.0, 0.5])
@@ -60,6 +60,25 @@ def test_drift_and_diffusion_are_one_step_mean_and_covariance(method, z, cls):
     assert bool((torch.abs(prod.mean(0) - v) <= 5 * prod.std(0) / math.sqrt(N_MC) + 1e-12).all()), (prod.mean(0), v)
 
 
+@pytest.mark.parametrize("comp", [C.QSGD(2), [C.QSGD(1), C.Bernoulli(0.5)]], ids=repr)
+def test_randomized_qsgd_diffusion_has_the_step_covariance_on_average(comp):
+    # The QSGD diffusion is drawn afresh (weak Euler with randomized diffusion): its mean over the draws must be the
+    # diagonal of Cov U. Both sides are Monte Carlo: 5 combined standard errors per coordinate.
+    method, z = M.DCSGD(0.1, 2, compressor=comp), Z.Affine(0.4, 0.3)
+    sde = build_sde(method, QUAD, z, d=3, seed=0)
+    assert isinstance(sde, RandomizedUnbiasedSDE)
+    torch.testing.assert_close(sde.f(torch.tensor(0.0, dtype=F64), X.unsqueeze(0))[0], -0.1 * QUAD.grad(X))
+    g = QUAD.grad(X).expand(N_MC, 3)
+    v_draws = sde.variance_diag(g)
+    rng = _rng.streams(1, ["noise", "c0", "c1"])
+    u = method.direction(g.unsqueeze(-2) + z.sample(g, 2, rng["noise"]), [rng["c0"], rng["c1"]])
+    c = (u - u.mean(0)) ** 2
+    se = torch.sqrt(v_draws.var(0) / N_MC + c.var(0) / N_MC)
+    assert bool((torch.abs(v_draws.mean(0) - c.mean(0)) <= 5 * se).all()), (v_draws.mean(0), c.mean(0))
+    with pytest.raises(ValueError, match="randomized diffusion"):
+        sdesim.simulate(method, QUAD, z, X, steps=2, paths=2, seed=0, solver="milstein")
+
+
 def test_levy_model_scale():
     method, z = M.DSGD(0.05, 3), Z.Stable(1.2, [[0.5], [1.0], [2.0]])
     sde = build_sde(method, QUAD, z, d=3)
@@ -91,8 +110,8 @@ def test_refusals_say_why_and_what_instead():
         build_sde(M.DCSGD(0.1, compressor=C.RandK(1)), QUAD, Z.Stable(1.5), d=3)
     with pytest.raises(NoSDEError, match="biased compressor TopK"):
         build_sde(M.DCSGD(0.1, compressor=C.TopK(1)), QUAD, Z.Gaussian(1.0), d=3)
-    with pytest.raises(NoSDEError, match="Bernoulli or RandK"):
-        build_sde(M.DCSGD(0.1, compressor=C.QSGD(2)), QUAD, Z.Gaussian(1.0), d=3)
+    with pytest.raises(NoSDEError, match="mixing RandK with QSGD"):
+        build_sde(M.DCSGD(0.1, 2, compressor=[C.QSGD(2), C.RandK(1)]), QUAD, Z.Gaussian(1.0), d=3, seed=0)
     with pytest.raises(NoSDEError, match="model='first_order'"):
         build_sde(M.DSignSGD(0.1), QUAD, Z.Gaussian(1.0), d=3, model="stable")
     with pytest.raises(ValueError, match="did you mean 'stable'"):

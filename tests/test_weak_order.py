@@ -22,6 +22,7 @@ T_END = 2.0
 CASES = {
     "dsgd": (lambda lr: M.DSGD(lr, 2), Z.Gaussian(0.3), 40_000),
     "dcsgd-randk": (lambda lr: M.DCSGD(lr, 2, compressor=C.RandK(1)), Z.Gaussian(0.3), 40_000),
+    "dcsgd-qsgd": (lambda lr: M.DCSGD(lr, 2, compressor=C.QSGD(1)), Z.Gaussian(0.3), 40_000),
     "dsignsgd": (lambda lr: M.DSignSGD(lr, 2), Z.Gaussian(1.0), 100_000),
 }
 
