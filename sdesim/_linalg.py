@@ -13,7 +13,8 @@ def diag_minus_rank_one(diag: torch.Tensor, c, g: torch.Tensor, xi: torch.Tensor
         diag(D) − c g gᵀ = D^{1/2} (I − κ u uᵀ) D^{1/2} = [D^{1/2}(I − γ u uᵀ)] [D^{1/2}(I − γ u uᵀ)]ᵀ,
 
     with γ = 1 − √(1 − κ). The Rand-k sampler of MATH.md §4 ([D] ✓num) is the case D = ω d/(d−1) x², c = ω/(d−1),
-    g = x, where κ = 1 and γ = 1. Coordinates with D_j = 0 must have g_j = 0 (else the matrix is not PSD); they get 0.
+    g = x, where κ = 1 and γ = 1; written this way it also holds when some x_j = 0, where the §4 formula with
+    s = sign(x) does not (its sᵀs < d). Coordinates with D_j = 0 must have g_j = 0 (else the matrix is not PSD).
 
     Args:
         diag: D, shape ``(..., d)``, ≥ 0.

@@ -113,7 +113,7 @@ _SQRT_HALF = math.sqrt(0.5)
 
 @dataclass(frozen=True, eq=False)
 class Gaussian(AbstractNoise):
-    r"""Z_i ~ N(0, diag(σ_i²)) (MATH.md §3.1).
+    r"""Z_i ~ N(0, diag(σ_i²)) (MATH.md §3.1, [R]).
 
     Sign expectation: E sign(g + Z) = erf(g / (√2 σ)) ([C] Cor. 3.3, MATH.md §6.3, [R+D ✓num]).
 
