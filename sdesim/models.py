@@ -59,6 +59,12 @@ MODELS: dict[str, float] = {"first_order": 0.0, "second_order": 0.5, "stable": -
 _FLOOR_TOL = 1e-7
 
 
+def _agent_sum(v, n: int, fac=1.0) -> np.ndarray:
+    """(1/N²) Σ_i fac_i v_i for per-agent arrays broadcastable to (N, d) (agent axis first), shape (1 or d,)."""
+    v = np.atleast_2d(v)
+    return np.broadcast_to(fac * v, (n, v.shape[1])).sum(0) / n**2
+
+
 class AbstractOptimizerSDE(nn.Module):
     """Base of the optimizer SDEs: torchsde protocol (``sde_type``, ``noise_type``, ``f``, ...) in iteration units.
 
@@ -105,13 +111,8 @@ class _AbstractUnbiasedSDE(AbstractOptimizerSDE):
         alpha, beta = coeffs[:, :1], coeffs[:, 1:]
         v0, v1 = noise.variance_terms(n, d)
         fac = 1.0 + alpha - beta
-
-        def agent_sum(v):
-            v = np.atleast_2d(v)
-            return np.broadcast_to(fac * v, (n, v.shape[1])).sum(0) / n**2
-
-        self._v0 = torch.tensor(agent_sum(v0), dtype=dtype, device=device)
-        v1s = agent_sum(v1)
+        self._v0 = torch.tensor(_agent_sum(v0, n, fac), dtype=dtype, device=device)
+        v1s = _agent_sum(v1, n, fac)
         self._v1 = None if not np.any(v1s) else torch.tensor(v1s, dtype=dtype, device=device)
         self._abar = float(np.broadcast_to(alpha, (n, 1)).mean()) / n
         self._cbar = float(np.broadcast_to(beta, (n, 1)).mean()) / n
@@ -185,12 +186,8 @@ class RandomizedUnbiasedSDE(AbstractOptimizerSDE):
         super().__init__(method, objective, noise, model)
         n = method.n_agents
         v0, v1 = noise.variance_terms(n, d)
-
-        def agent_sum(v):
-            v = np.atleast_2d(v)
-            return torch.tensor(np.broadcast_to(v, (n, v.shape[1])).sum(0) / n**2, dtype=dtype, device=device)
-
-        self._v0, self._v1 = agent_sum(v0), agent_sum(v1)
+        self._v0 = torch.tensor(_agent_sum(v0, n), dtype=dtype, device=device)
+        self._v1 = torch.tensor(_agent_sum(v1, n), dtype=dtype, device=device)
         self._n = n
         self._stream = stream
 
