@@ -129,7 +129,11 @@ def run_discrete(method: AbstractMethod, objective: AbstractObjective, noise: Ab
                 out.append(_record(objective, x, g, keep_states))
                 bar.update(k)
             grads = g.unsqueeze(-2) + noise.sample(g, n, rng["noise"])
-            x = x - method.step_size(k) * method.direction(grads, comp_streams)
+            u = method.direction(grads, comp_streams)
+            step = method.step_size(k)
+            if method.normalized:
+                step = step * method.normalizer(u.square().sum(-1, keepdim=True).sqrt(), d)
+            x = x - step * u
         if steps % record_every == 0:
             x = _mark_divergence(x, threshold)
             out.append(_record(objective, x, None, keep_states))

@@ -68,6 +68,9 @@ def _agent_sum(v, n: int, fac=1.0) -> np.ndarray:
 class AbstractOptimizerSDE(nn.Module):
     """Base of the optimizer SDEs: torchsde protocol (``sde_type``, ``noise_type``, ``f``, ...) in iteration units.
 
+    A subclass gives ``diffusion_prod(lam, y, grad, v)`` (and, for diagonal noise, ``diffusion(lam, y, grad)``, which
+    makes ``g`` available); ``drift_term`` defaults to the D(C)SGD drift λ(b + κλ∇²f b), b = −∇f.
+
     Attributes:
         method, objective, noise: what the SDE was built from.
         model: the flavour (a key of :data:`MODELS`).
@@ -86,19 +89,52 @@ class AbstractOptimizerSDE(nn.Module):
         self.increments = GaussianIncrements()
         self._lr = method.lr
         self._schedule = None if method.schedule.constant else method.schedule
+        self._normalized = method.normalized
 
     def step_factor(self, t) -> float:
-        """λ(s) = η η_{⌊s⌋}, the step size at model time s (iterations)."""
+        """η η_{⌊s⌋}, the scheduled step size at model time s (iterations)."""
         if self._schedule is None:
             return self._lr
         return self._lr * self._schedule(int(math.floor(float(t) + _FLOOR_TOL)))
 
-    def drift(self, lam: float, y: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    def lam(self, t, grad: torch.Tensor):
+        """λ(s, x): the scheduled step, times the method's normalization evaluated at ||∇f(x)|| for normalized
+        methods (a per-path tensor of shape ``(batch, 1)``; see :class:`sdesim.methods.NormalizedDCSGD`)."""
+        base = self.step_factor(t)
+        if not self._normalized:
+            return base
+        return base * self.method.normalizer(grad.square().sum(-1, keepdim=True).sqrt(), grad.shape[-1])
+
+    def drift_term(self, lam, y: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """λ (b + κ λ ∇²f(y) b) with b = −∇f(y), from the gradient ``grad``."""
         if self.kappa == 0.0:
             return grad * (-lam)  # one pass over memory
         b = -grad
         return lam * (b + (self.kappa * lam) * self.objective.hvp(y, b))
+
+    def f(self, t, y):
+        grad = self.objective.grad(y)
+        return self.drift_term(self.lam(t, grad), y, grad)
+
+    def g_prod(self, t, y, v):
+        grad = self.objective.grad(y)
+        return self.diffusion_prod(self.lam(t, grad), y, grad, v)
+
+    def f_and_g_prod(self, t, y, v):
+        grad = self.objective.grad(y)
+        lam = self.lam(t, grad)
+        return self.drift_term(lam, y, grad), self.diffusion_prod(lam, y, grad, v)
+
+
+class _Diagonal:
+    """Mixin for diagonal noise: ``g`` from ``diffusion``, and ``diffusion_prod = diffusion * v``."""
+
+    def g(self, t, y):
+        grad = self.objective.grad(y)
+        return self.diffusion(self.lam(t, grad), y, grad).expand_as(y)
+
+    def diffusion_prod(self, lam, y, grad, v):
+        return self.diffusion(lam, y, grad) * v
 
 
 class _AbstractUnbiasedSDE(AbstractOptimizerSDE):
@@ -127,35 +163,15 @@ class _AbstractUnbiasedSDE(AbstractOptimizerSDE):
             var = var + self._abar * grad * grad
         return var.expand_as(grad)
 
-    def _diffusion_prod(self, lam, grad, v):
-        if self._const_sd is not None:
-            return (lam * self._const_sd) * v
-        var = self.variance_diag(grad)
-        if self._cbar > 0.0:
-            return lam * diag_minus_rank_one(var, self._cbar, grad, v)
-        return lam * var.clamp_min(0.0).sqrt() * v
 
-    def f(self, t, y):
-        return self.drift(self.step_factor(t), y, self.objective.grad(y))
-
-    def f_and_g_prod(self, t, y, v):
-        lam = self.step_factor(t)
-        grad = self.objective.grad(y)
-        return self.drift(lam, y, grad), self._diffusion_prod(lam, grad, v)
-
-    def g_prod(self, t, y, v):
-        return self._diffusion_prod(self.step_factor(t), self.objective.grad(y), v)
-
-
-class UnbiasedSDE(_AbstractUnbiasedSDE):
+class UnbiasedSDE(_Diagonal, _AbstractUnbiasedSDE):
     r"""D(C)SGD whose diffusion is diagonal (β̄ = 0: Identity, Bernoulli): ``noise_type="diagonal"``, so torchsde's
     ``milstein`` and ``srk`` apply as well as ``euler``."""
 
-    def g(self, t, y):
-        lam = self.step_factor(t)
+    def diffusion(self, lam, y, grad):
         if self._const_sd is not None:
-            return (lam * self._const_sd).expand_as(y)
-        return lam * self.variance_diag(self.objective.grad(y)).clamp_min(0.0).sqrt()
+            return lam * self._const_sd
+        return lam * self.variance_diag(grad).clamp_min(0.0).sqrt()
 
 
 class LowRankUnbiasedSDE(_AbstractUnbiasedSDE):
@@ -168,8 +184,11 @@ class LowRankUnbiasedSDE(_AbstractUnbiasedSDE):
         super().__init__(method, objective, noise, model, d, dtype, device)
         self.noise_size = d
 
+    def diffusion_prod(self, lam, y, grad, v):
+        return lam * diag_minus_rank_one(self.variance_diag(grad), self._cbar, grad, v)
 
-class RandomizedUnbiasedSDE(AbstractOptimizerSDE):
+
+class RandomizedUnbiasedSDE(_Diagonal, AbstractOptimizerSDE):
     r"""D(C)SGD with unbiased compressors whose noise-averaged covariance has no closed form (QSGD).
 
     The SDE is the one of MATH.md §6.2, dX = λ b ds + λ V^{1/2} dW with
@@ -201,22 +220,11 @@ class RandomizedUnbiasedSDE(AbstractOptimizerSDE):
             comp_var = sum(c.variance_diag(g[:, i]) for i, c in enumerate(comps))
         return self._v0 + self._v1 * (grad * grad).sum(-1, keepdim=True) + comp_var / self._n**2
 
-    def f(self, t, y):
-        return self.drift(self.step_factor(t), y, self.objective.grad(y))
-
-    def g(self, t, y):
-        return self.step_factor(t) * self.variance_diag(self.objective.grad(y)).clamp_min(0.0).sqrt()
-
-    def g_prod(self, t, y, v):
-        return self.g(t, y) * v
-
-    def f_and_g_prod(self, t, y, v):
-        lam = self.step_factor(t)
-        grad = self.objective.grad(y)
-        return self.drift(lam, y, grad), lam * self.variance_diag(grad).clamp_min(0.0).sqrt() * v
+    def diffusion(self, lam, y, grad):
+        return lam * self.variance_diag(grad).clamp_min(0.0).sqrt()
 
 
-class LevySDE(AbstractOptimizerSDE):
+class LevySDE(_Diagonal, AbstractOptimizerSDE):
     r"""DSGD under symmetric α-stable noise: dX = λ b ds + λ ς dL_s, L a standard SαS Lévy motion (MATH.md §6.6).
 
     ς_j = (1/N)(Σ_i c_{ij}^α)^{1/α} with c = σ/√2 (:meth:`sdesim.noise.Stable.levy_scale`); with equal agents this
@@ -228,21 +236,11 @@ class LevySDE(AbstractOptimizerSDE):
         self.increments = StableIncrements(noise.alpha)
         self._scale = torch.tensor(noise.levy_scale(method.n_agents, d), dtype=dtype, device=device)
 
-    def f(self, t, y):
-        return self.drift(self.step_factor(t), y, self.objective.grad(y))
-
-    def g(self, t, y):
-        return (self.step_factor(t) * self._scale).expand_as(y)
-
-    def g_prod(self, t, y, v):
-        return (self.step_factor(t) * self._scale) * v
-
-    def f_and_g_prod(self, t, y, v):
-        lam = self.step_factor(t)
-        return self.drift(lam, y, self.objective.grad(y)), (lam * self._scale) * v
+    def diffusion(self, lam, y, grad):
+        return lam * self._scale
 
 
-class SignSDE(AbstractOptimizerSDE):
+class SignSDE(_Diagonal, AbstractOptimizerSDE):
     r"""DSignSGD: b = −(1/N)Σ_i m_i, V = (1/N²)Σ_i diag(1 − m_i²), m_i = E sign(∇f + Z_i) (MATH.md §6.3, [R+D]).
 
     Gaussian noise: m_i = Erf(∇f/(√2σ_i)) ([C] Cor. 3.3); Student-t: m_i = 2Ξ_ν(∇f/σ_i); α-stable: 2F_α − 1
@@ -261,21 +259,17 @@ class SignSDE(AbstractOptimizerSDE):
             return -m, (1.0 - m * m) / self._n
         return -m.mean(-2), (1.0 - m * m).mean(-2) / self._n
 
-    def f(self, t, y):
-        b, _ = self.moments(self.objective.grad(y))
-        return b * self.step_factor(t)
+    def drift_term(self, lam, y, grad):
+        return self.moments(grad)[0] * lam
 
-    def g(self, t, y):
-        _, var = self.moments(self.objective.grad(y))
-        return self.step_factor(t) * var.clamp_min(0.0).sqrt()
+    def diffusion(self, lam, y, grad):
+        return self.moments(grad)[1].clamp_min(0.0).sqrt() * lam
 
-    def g_prod(self, t, y, v):
-        return self.g(t, y) * v
-
-    def f_and_g_prod(self, t, y, v):
-        lam = self.step_factor(t)
-        b, var = self.moments(self.objective.grad(y))
-        return b * lam, var.clamp_min(0.0).sqrt().mul_(lam) * v
+    def f_and_g_prod(self, t, y, v):  # one evaluation of the sign moments for both coefficients
+        grad = self.objective.grad(y)
+        lam = self.lam(t, grad)
+        b, var = self.moments(grad)
+        return b * lam, var.clamp_min(0.0).sqrt() * lam * v
 
 
 def check_parts(method, objective, noise) -> None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import _checks
 from .compressors import Sign
-from .methods import DCSGD, DSGD, AbstractMethod, DSignSGD
+from .methods import DCSGD, DSGD, AbstractMethod, DSignSGD, affine_groups
 from .models import _agent_sum
 from .noise import AbstractNoise, Affine, Gaussian, Stable, StudentT, agent_array
 from .objectives import AbstractObjective, Quadratic
@@ -123,6 +123,10 @@ def _sign_scales(method: AbstractMethod, noise: AbstractNoise, d: int) -> tuple[
 
 
 def _is_sign(method: AbstractMethod) -> bool:
+    """True for sign methods; refuses normalized methods, whose step depends on the state (no closed forms)."""
+    if method.normalized:
+        raise ValueError(f"{type(method).__name__} rescales its step by the update norm; the closed forms of "
+                         "sdesim.theory assume a fixed step")
     return all(isinstance(c, Sign) for c in method.compressors)
 
 
@@ -463,15 +467,6 @@ def max_stable_lr(method: AbstractMethod, objective: AbstractObjective, noise: A
 # convergence bounds (MATH.md §7.2, §7.3, §7.5)
 
 
-def _affine_groups(compressor_omega: Sequence[float] | float, sigma0, sigma1, n_agents: int, d: int):
-    om = np.broadcast_to(np.asarray(compressor_omega, dtype=np.float64), (n_agents,))
-    s0 = np.broadcast_to(np.asarray(sigma0, dtype=np.float64), (n_agents,))
-    s1 = np.broadcast_to(np.asarray(sigma1, dtype=np.float64), (n_agents,))
-    a = om.mean() + d * ((s1**2 * om).mean() + (s1**2).mean())
-    b = (s0**2).mean() + (s0**2 * om).mean()
-    return float(a), float(b)
-
-
 def dcsgd_step_threshold(*, grad_norm: float, L0: float, L1: float, omega, sigma0, sigma1, d: int, n_agents: int,
                          eps: float = 0.5, model: str = "stable") -> float:
     r"""The step-size condition of v2 Thm 4.2 (MATH.md §7.2, [S]; grouping re-derived [D]):
@@ -483,7 +478,7 @@ def dcsgd_step_threshold(*, grad_norm: float, L0: float, L1: float, omega, sigma
     per-agent sequences. This is also the step of the adaptive normalization (v2 Eq. 15, [R]).
     """
     _check_model(model, ("first_order", "stable"))
-    a, b = _affine_groups(omega, sigma0, sigma1, n_agents, d)
+    a, b = affine_groups(omega, sigma0, sigma1, n_agents, d)
     g = L0 + L1 * grad_norm
     one = 1.0 if model == "stable" else 0.0
     denom = g * (one + a / n_agents) + L1 * d * b / n_agents
@@ -498,7 +493,7 @@ def dcsgd_gradient_bound(*, f0_minus_fstar: float, L0: float, L1: float, sigma0,
 
     ``int_eta`` = ∫₀ᵗ η_s ds and ``int_eta2`` = ∫₀ᵗ η_s² ds (in SDE time).
     """
-    _, b = _affine_groups(omega, sigma0, 0.0, n_agents, d)
+    _, b = affine_groups(omega, sigma0, 0.0, n_agents, d)
     return (f0_minus_fstar + lr * (L0 + L1) * d * b / (2 * n_agents) * int_eta2) / ((1 - eps) * int_eta)
 
 

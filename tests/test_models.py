@@ -159,3 +159,27 @@ def test_dcsgd_with_sign_is_dsignsgd():
     a = sdesim.simulate(M.DSignSGD(0.1, 2), f, z, x0, steps=20, paths=40, seed=1)
     b = sdesim.simulate(M.DCSGD(0.1, 2, compressor=C.Sign()), f, z, x0, steps=20, paths=40, seed=1)
     assert np.array_equal(a.loss, b.loss)
+
+
+def test_normalized_methods_discrete_step_and_sde_drift():
+    f, x0 = O.CoshSum(a=2.0), torch.tensor([1.0, -0.5], dtype=F64)
+    g = f.grad(x0)
+    plain = M.NormalizedDCSGD(lr=0.1, n_agents=2, beta=0.5)
+    adaptive = M.AdaptiveDCSGD(n_agents=8, compressor=C.Bernoulli(0.25), smoothness=f.smoothness, sigma0=0.1,
+                               sigma1=0.2, eps=0.5)
+    a, b = M.affine_groups(3.0, 0.1, 0.2, 8, 2)  # ω = 3
+    assert a == pytest.approx(3.0 + 2 * (0.04 * 3 + 0.04)) and b == pytest.approx(0.01 + 0.03)
+    gn = torch.linalg.vector_norm(g)
+    steps = {plain: 0.1 / (gn + 0.5), adaptive: 2 * 0.5 / ((1 + 2 * gn) * (1 + a / 8) + 2 * 2 * b / 8)}
+    for method, step in steps.items():
+        # zero noise and no compression randomness on the discrete side would need Identity; use the SDE drift
+        # (exact) and one noiseless discrete step of the uncompressed variant
+        sde = build_sde(method, f, Z.Gaussian(0.1), d=2, seed=0)
+        torch.testing.assert_close(sde.f(torch.tensor(0.0, dtype=F64), x0.unsqueeze(0))[0], -step * g)
+    one = sdesim.run_discrete(plain, f, Z.Gaussian(0.0), x0, steps=1, runs=1, seed=0, keep_states=True)
+    np.testing.assert_allclose(one.states[0, 1], (x0 - 0.1 * g / (gn + 0.5)).numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="fixed step"):
+        from sdesim import theory
+        theory.stationary_loss(plain, O.Quadratic(h=[1.0, 1.0]), Z.Gaussian(0.1))
+    with pytest.raises(ValueError, match="sigma0 lists 2 agents"):
+        M.AdaptiveDCSGD(n_agents=3, sigma0=[0.1, 0.2], smoothness=(1.0, 1.0))
