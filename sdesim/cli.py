@@ -1,4 +1,5 @@
-"""Command line: ``sdesim list`` and ``sdesim compare`` (the main job: optimizer vs SDE, summary and figure).
+"""Command line: ``sdesim list``, ``sdesim compare`` (the main job: optimizer vs SDE, summary and figure) and
+``sdesim figures`` (the figure scripts of a source checkout).
 
 Components are written as Python-like calls with literal keyword arguments, e.g. ``--noise "studentt(nu=3,
 sigma=0.5)"`` or ``--objective "quadratic(h=[1, 4])"``; the names are those of ``sdesim list``.
@@ -130,6 +131,23 @@ def _figure(c, path: Path) -> None:
     plt.close(fig)
 
 
+def _cmd_figures(args) -> int:
+    """Run the figure scripts of a source checkout (``python -m experiments``) from the repository root."""
+    import subprocess
+    from pathlib import Path
+
+    here = Path.cwd().resolve()
+    for root in (here, *here.parents):
+        if (root / "experiments" / "__main__.py").exists():
+            break
+    else:
+        raise ValueError("sdesim figures runs the figure scripts of a clone of the sdesim repository "
+                         "(experiments/); run it inside one")
+    cmd = [sys.executable, "-m", "experiments", *args.names] + (["--quick"] if args.quick else []) + (
+        ["--force"] if args.force else [])
+    return subprocess.call(cmd, cwd=root)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="sdesim", description="SDEs of distributed (compressed, sign) SGD.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,11 +171,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="sdesim-out", help="output folder (default ./sdesim-out)")
     p.add_argument("--quick", action="store_true", help="at most 200 steps and 256 runs (a smoke test)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    pf = sub.add_parser("figures", help="regenerate the figures (python -m experiments) from a source checkout")
+    pf.add_argument("names", nargs="*", help="figures to make (default: all)")
+    pf.add_argument("--quick", action="store_true", help="small versions that assert every claim")
+    pf.add_argument("--force", action="store_true", help="ignore cached results")
     args = parser.parse_args(argv)
-    if args.command == "compare" and args.method.lower() != "dcsgd":
+    if args.command == "compare" and args.method.lower() not in ("dcsgd", "normalizeddcsgd", "adaptivedcsgd"):
         args.compressor = None
     try:
-        return {"list": _cmd_list, "compare": _cmd_compare}[args.command](args)
+        return {"list": _cmd_list, "compare": _cmd_compare, "figures": _cmd_figures}[args.command](args)
     except ValueError as err:
         print(f"sdesim: error: {err}", file=sys.stderr)
         return 2

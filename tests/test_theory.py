@@ -217,3 +217,19 @@ def test_dsignsgd_scaling_rule_collapses_curves():
     ca, la, ha = a.band()
     cb, lb, hb = b.band()
     assert np.all(np.abs(ca - cb) <= K * np.hypot(ha - la, hb - lb) / 3.92 + 0.02 * ca)
+
+
+@pytest.mark.parametrize("method,z,model,slack", [
+    (M.DSGD(0.1, 2), Z.Affine([[0.3], [0.6]], 0.2), "discrete", 0.0),
+    (M.DCSGD(0.1, 2, compressor=C.RandK(1)), Z.Gaussian([0.5, 0.3, 0.8]), "discrete", 0.0),
+    (M.DCSGD(0.05, 3, compressor=[C.Bernoulli(0.5), C.RandK(2), C.Identity()]), Z.StudentT(5.0, 0.4), "discrete", 0.0),
+    # phase-3 linearization: allow its first neglected order, η h/σ relative (MATH.md §7.6)
+    (M.DSignSGD(0.01, 2), Z.StudentT(3.0, [[1.0], [2.0]]), "discrete", 0.01 * 3.0 / 1.0),
+], ids=lambda v: repr(v)[:28])
+def test_stationary_loss_matches_the_optimizer(method, z, model, slack):
+    x0 = torch.zeros(3, dtype=torch.float64)
+    want = T.stationary_loss(method, F3, z, model=model)
+    steps = int(8 / (method.lr * min(np.asarray(F3.h)))) if not method.sign_based else 6000
+    tr = sdesim.run_discrete(method, F3, z, x0, steps=steps, runs=2000, seed=8, record_every=5)
+    est, se = tr.stationary(burn_in=0.3)
+    assert abs(est - want) <= K * se + slack * want, (est, want, se)
