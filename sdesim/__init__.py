@@ -13,6 +13,7 @@ from . import models as models
 from . import noise as noise
 from . import objectives as objectives
 from . import schedules as schedules
+from . import theory as theory
 from ._checks import NoSDEError as NoSDEError
 from ._compare import Comparison as Comparison
 from ._compare import compare as compare
@@ -31,7 +32,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0+unknown"
 
 __all__ = [
-    "compressors", "methods", "models", "noise", "objectives", "schedules",
+    "compressors", "methods", "models", "noise", "objectives", "schedules", "theory",
     "run_discrete", "simulate", "solve", "compare", "load",
     "Trajectories", "Comparison", "NoSDEError", "GaussianIncrements", "StableIncrements", "SOLVERS",
     "__version__",

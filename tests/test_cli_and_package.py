@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_public_contract_names():
     for name in ("run_discrete", "simulate", "solve", "compare", "load", "Trajectories", "Comparison",
-                 "objectives", "noise", "compressors", "methods", "schedules", "__version__"):
+                 "objectives", "noise", "compressors", "methods", "schedules", "theory", "__version__"):
         assert hasattr(sdesim, name), name
     from sdesim.compressors import Bernoulli, Identity, QSGD, RandK, Sign, TopK  # noqa: F401
     from sdesim.methods import DCSGD, DSGD, SGD, DSignSGD, SignSGD  # noqa: F401
