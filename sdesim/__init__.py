@@ -19,6 +19,7 @@ from ._compare import Comparison as Comparison
 from ._compare import compare as compare
 from ._results import Trajectories as Trajectories
 from ._results import load as load
+from ._runs import compare_on as compare_on
 from ._runs import run_discrete as run_discrete
 from ._runs import simulate as simulate
 from ._solve import SOLVERS as SOLVERS
@@ -33,7 +34,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "compressors", "methods", "models", "noise", "objectives", "schedules", "theory",
-    "run_discrete", "simulate", "solve", "compare", "load",
+    "run_discrete", "simulate", "solve", "compare", "compare_on", "load",
     "Trajectories", "Comparison", "NoSDEError", "GaussianIncrements", "StableIncrements", "SOLVERS",
     "__version__",
 ]

@@ -11,7 +11,10 @@ import torch
 
 
 def to_plain(obj: Any) -> Any:
-    """Plain-data view of ``obj``: dataclasses become ``{"type": name, field: value, ...}``."""
+    """Plain-data view of ``obj``: dataclasses become ``{"type": name, field: value, ...}``; objects with a
+    ``to_config()`` method (networks) give that."""
+    if hasattr(obj, "to_config") and not isinstance(obj, type):
+        return to_plain(obj.to_config())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {"type": type(obj).__name__}
         for f in dataclasses.fields(obj):

@@ -34,6 +34,8 @@ class Trajectories:
         statistic: ``"mean"``, or ``"median"`` when the loss has no mean (D(C)SGD under infinite-variance noise);
             summaries and comparisons use it.
         states: the recorded states (shape ``(runs, T, d)``) when asked for with ``keep_states=True``.
+        extra: further metrics per run and time that the objective reports, e.g. a network's ``test_loss`` and
+            ``test_accuracy`` (each ``(runs, T)``).
     """
 
     t: np.ndarray
@@ -46,6 +48,7 @@ class Trajectories:
     meta: dict = field(default_factory=dict)
     statistic: str = "mean"
     states: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         _checks.one_of("statistic", self.statistic, _STATISTICS)
@@ -69,6 +72,8 @@ class Trajectories:
         keep = ~self.diverged
         if metric in ("loss", "grad_norm"):
             return getattr(self, metric)[keep]
+        if metric in self.extra:
+            return self.extra[metric][keep]
         if metric.startswith("x") and self.states is not None:
             sq = metric.startswith("x2_")
             try:
@@ -77,7 +82,8 @@ class Trajectories:
             except (ValueError, IndexError):
                 raise ValueError(f"metric {metric!r} does not name a state coordinate") from None
             return col * col if sq else col
-        allowed = "'loss', 'grad_norm'" + (", 'x<j>', 'x2_<j>'" if self.states is not None else "")
+        allowed = ", ".join(repr(m) for m in ("loss", "grad_norm", *self.extra))
+        allowed += ", 'x<j>', 'x2_<j>'" if self.states is not None else ""
         raise ValueError(f"unknown metric {metric!r}; allowed: {allowed}")
 
     def band(self, metric: str = "loss", level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,6 +145,7 @@ class Trajectories:
             "grad_norm": self.grad_norm.reshape(-1),
             "diverged": np.repeat(self.diverged, n_t),
             "kind": self.kind,
+            **{name: v.reshape(-1) for name, v in self.extra.items()},
         }
         return pd.DataFrame(data)
 
@@ -150,6 +157,7 @@ class Trajectories:
                   "diverged": self.diverged, "diverged_step": self.diverged_step}
         if self.states is not None:
             arrays["states"] = self.states
+        arrays.update({f"extra/{name}": v for name, v in self.extra.items()})
         header = json.dumps({"kind": self.kind, "statistic": self.statistic, "meta": self.meta})
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
         try:
@@ -168,9 +176,10 @@ def load(path) -> Trajectories:
     with np.load(Path(path), allow_pickle=False) as z:
         header = json.loads(str(z["header"]))
         states = z["states"] if "states" in z.files else None
+        extra = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith("extra/")}
         return Trajectories(t=z["t"], step=z["step"], loss=z["loss"], grad_norm=z["grad_norm"],
                             diverged=z["diverged"], diverged_step=z["diverged_step"], kind=header["kind"],
-                            meta=header["meta"], statistic=header["statistic"], states=states)
+                            meta=header["meta"], statistic=header["statistic"], states=states, extra=extra)
 
 
 def _normal_quantile(p: float) -> float:
@@ -182,7 +191,7 @@ def _normal_quantile(p: float) -> float:
 
 
 def from_records(step: np.ndarray, lr: float, loss: np.ndarray, grad_norm: np.ndarray, *, kind: str, meta: dict,
-                 statistic: str, states: np.ndarray | None = None) -> Trajectories:
+                 statistic: str, states: np.ndarray | None = None, extra: dict | None = None) -> Trajectories:
     """Assemble :class:`Trajectories` from recorded ``(runs, T)`` arrays, marking divergence.
 
     A run diverged at the first recorded step whose loss is not finite (its state was set to NaN by the divergence
@@ -199,6 +208,8 @@ def from_records(step: np.ndarray, lr: float, loss: np.ndarray, grad_norm: np.nd
         grad_norm = np.where(later, np.nan, grad_norm)
         if states is not None:
             states = np.where(later[:, :, None], np.nan, states)
+        extra = {k: np.where(later, np.nan, v) for k, v in (extra or {}).items()}
     diverged_step = np.where(diverged, step[np.maximum(first, 0)], -1)
     return Trajectories(t=step * lr, step=step, loss=loss, grad_norm=grad_norm, diverged=diverged,
-                        diverged_step=diverged_step, kind=kind, meta=meta, statistic=statistic, states=states)
+                        diverged_step=diverged_step, kind=kind, meta=meta, statistic=statistic, states=states,
+                        extra=dict(extra or {}))

@@ -60,19 +60,30 @@ def _meta(kind, method, objective, noise, x, **extra) -> dict:
             "versions": {"sdesim": __version__, "torch": torch.__version__, "python": platform.python_version()}}
 
 
-def _record(objective, x, grad=None, keep_states=False) -> torch.Tensor:
+def _metric_names(objective) -> tuple[str, ...]:
+    """Names of the extra metrics an objective reports (e.g. a Network's test loss and accuracy)."""
+    return tuple(getattr(objective, "metric_names", ()))
+
+
+def _record(objective, x, grad=None, keep_states=False, metrics=()) -> torch.Tensor:
+    """Columns [loss, ||∇f||, metrics..., states...] for every row of x."""
     grad = objective.grad(x) if grad is None else grad
     parts = [objective.loss(x).unsqueeze(-1), (grad * grad).sum(-1, keepdim=True).sqrt()]
+    if metrics:
+        values = objective.metrics(x)
+        parts += [values[name].unsqueeze(-1) for name in metrics]
     if keep_states:
         parts.append(x)
     return torch.cat(parts, -1)
 
 
-def _assemble(rec: torch.Tensor, step, lr, *, kind, meta, statistic, keep_states) -> Trajectories:
+def _assemble(rec: torch.Tensor, step, lr, *, kind, meta, statistic, keep_states, metrics=()) -> Trajectories:
     arr = rec.detach().cpu().numpy().transpose(1, 0, 2)  # (runs, T, k)
-    states = arr[:, :, 2:] if keep_states else None
+    k = 2 + len(metrics)
+    extra = {name: arr[:, :, 2 + i] for i, name in enumerate(metrics)}
+    states = arr[:, :, k:] if keep_states else None
     return from_records(step, lr, arr[:, :, 0], arr[:, :, 1], kind=kind, meta=meta, statistic=statistic,
-                        states=states)
+                        states=states, extra=extra)
 
 
 def run_discrete(method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, x0, *, steps: int,
@@ -111,6 +122,8 @@ def run_discrete(method: AbstractMethod, objective: AbstractObjective, noise: Ab
     d = x.shape[1]
     method.check_dim(d)
     noise.check(method.n_agents, d)
+    if hasattr(noise, "check_objective"):
+        noise.check_objective(objective)
     threshold = float(divergence_threshold)
     meta = _meta("discrete", method, objective, noise, x, steps=steps, runs=runs, seed=seed,
                  record_every=record_every, divergence_threshold=threshold)
@@ -118,6 +131,7 @@ def run_discrete(method: AbstractMethod, objective: AbstractObjective, noise: Ab
     rng = _rng.streams(seed, ["noise"] + [f"compressor{i}" for i in range(n_comp)], x.device)
     comp_streams = [rng[f"compressor{i}"] for i in range(n_comp)]
     n = method.n_agents
+    metrics = _metric_names(objective)
     out = []
     bar = Progress(steps, "run_discrete", progress)
     with torch.no_grad():
@@ -126,9 +140,9 @@ def run_discrete(method: AbstractMethod, objective: AbstractObjective, noise: Ab
                 x = _mark_divergence(x, threshold)
             g = objective.grad(x)
             if k % record_every == 0:
-                out.append(_record(objective, x, g, keep_states))
+                out.append(_record(objective, x, g, keep_states, metrics))
                 bar.update(k)
-            grads = g.unsqueeze(-2) + noise.sample(g, n, rng["noise"])
+            grads = g.unsqueeze(-2) + noise.sample(g, n, rng["noise"], x=x, objective=objective)
             u = method.direction(grads, comp_streams)
             step = method.step_size(k)
             if method.normalized:
@@ -136,11 +150,11 @@ def run_discrete(method: AbstractMethod, objective: AbstractObjective, noise: Ab
             x = x - step * u
         if steps % record_every == 0:
             x = _mark_divergence(x, threshold)
-            out.append(_record(objective, x, None, keep_states))
+            out.append(_record(objective, x, None, keep_states, metrics))
     bar.close()
     step = np.arange(0, steps + 1, record_every)
     return _assemble(torch.stack(out), step, method.lr, kind="discrete", meta=meta,
-                     statistic=_statistic(method, noise), keep_states=keep_states)
+                     statistic=_statistic(method, noise), keep_states=keep_states, metrics=metrics)
 
 
 def simulate(method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, x0, *, steps: int,
@@ -179,9 +193,32 @@ def simulate(method: AbstractMethod, objective: AbstractObjective, noise: Abstra
     meta = _meta("sde", method, objective, noise, x, steps=steps, paths=paths, seed=seed, record_every=record_every,
                  solver=solver, substeps=substeps, model=model, sde=type(sde).__name__,
                  divergence_threshold=float(divergence_threshold))
+    metrics = _metric_names(objective)
     rec = solve(sde, x, dt=1.0 / substeps, steps=steps * substeps, seed=seed, solver=solver,
                 record_every=record_every * substeps, divergence_threshold=divergence_threshold,
-                save=lambda y: _record(objective, y, None, keep_states), progress=progress)
+                save=lambda y: _record(objective, y, None, keep_states, metrics), progress=progress)
     step = np.arange(0, steps + 1, record_every)
     return _assemble(rec, step, method.lr, kind="sde", meta=meta, statistic=_statistic(method, noise),
-                     keep_states=keep_states)
+                     keep_states=keep_states, metrics=metrics)
+
+
+def compare_on(method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, x0, *, steps: int,
+               runs: int, seed: int, paths: int | None = None, metric: str = "loss", record_every: int = 1,
+               solver: str = "euler", substeps: int = 1, model: str = "first_order",
+               divergence_threshold: float = math.inf, progress: bool = False):
+    """Run the optimizer and its SDE with matched settings and compare them: ``compare(run_discrete(...),
+    simulate(...), metric)``.
+
+    The optimizer uses ``seed`` and the SDE ``seed + 1`` (independent draws); ``paths`` defaults to ``runs``. The
+    returned :class:`~sdesim.Comparison` keeps both sides (``.a``, ``.b``), so other metrics, e.g. a network's
+    ``"test_accuracy"``, can be compared with ``sdesim.compare(c.a, c.b, "test_accuracy")``.
+    """
+    from ._compare import compare
+
+    seed = _rng.check_seed(seed)
+    common = dict(steps=steps, record_every=record_every, divergence_threshold=divergence_threshold,
+                  progress=progress)
+    d = run_discrete(method, objective, noise, x0, runs=runs, seed=seed, **common)
+    s = simulate(method, objective, noise, x0, paths=paths or runs, seed=seed + 1, solver=solver, substeps=substeps,
+                 model=model, **common)
+    return compare(d, s, metric)

@@ -49,7 +49,7 @@ from ._linalg import diag_minus_rank_one
 from .compressors import Sign
 from .increments import GaussianIncrements, StableIncrements
 from .methods import AbstractMethod
-from .noise import AbstractNoise, Stable
+from .noise import AbstractNoise, Minibatch, Stable
 from .objectives import AbstractObjective
 
 #: SDE flavours and the coefficient κ of their drift correction κ λ ∇²f b.
@@ -212,7 +212,7 @@ class RandomizedUnbiasedSDE(_Diagonal, AbstractOptimizerSDE):
 
     def variance_diag(self, grad: torch.Tensor) -> torch.Tensor:
         """One draw of (1/N²) Σ_i (diag Σ_i + diag Cov_ξ C_i(∇f + Z'_i)); its mean over Z' is diag V."""
-        g = grad.unsqueeze(-2) + self.noise.sample(grad, self._n, self._stream)  # (batch, N, d)
+        g = grad.unsqueeze(-2) + self.noise.sample(grad, self._n, self._stream)  # (batch, N, d); injected noise
         comps = self.method.compressors
         if len(comps) == 1:
             comp_var = comps[0].variance_diag(g).sum(-2)
@@ -251,25 +251,79 @@ class SignSDE(_Diagonal, AbstractOptimizerSDE):
         super().__init__(method, objective, noise, model)
         self._n = method.n_agents
 
-    def moments(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(b, diag V) at gradient ``grad`` of shape ``(batch, d)``."""
-        m = self.noise.sign_mean(grad, self._n)  # (batch, 1 or N, d)
+    def moments(self, grad: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b, diag V) at gradient ``grad`` of shape ``(batch, d)`` (and points ``y``, for minibatch noise)."""
+        m = self.noise.sign_mean(grad, self._n, x=y, objective=self.objective)  # (batch, 1 or N, d)
         if m.shape[-2] == 1:
             m = m.squeeze(-2)
             return -m, (1.0 - m * m) / self._n
         return -m.mean(-2), (1.0 - m * m).mean(-2) / self._n
 
     def drift_term(self, lam, y, grad):
-        return self.moments(grad)[0] * lam
+        return self.moments(grad, y)[0] * lam
 
     def diffusion(self, lam, y, grad):
-        return self.moments(grad)[1].clamp_min(0.0).sqrt() * lam
+        return self.moments(grad, y)[1].clamp_min(0.0).sqrt() * lam
 
     def f_and_g_prod(self, t, y, v):  # one evaluation of the sign moments for both coefficients
         grad = self.objective.grad(y)
         lam = self.lam(t, grad)
-        b, var = self.moments(grad)
+        b, var = self.moments(grad, y)
         return b * lam, var.clamp_min(0.0).sqrt() * lam * v
+
+
+class MinibatchSDE(AbstractOptimizerSDE):
+    r"""D(C)SGD under real minibatch noise on a network (:class:`sdesim.noise.Minibatch`), MATH.md §6.1–§6.2.
+
+    The minibatch part of the diffusion is exact and low rank: with ζ ~ N(0, I_n) (the first n driving channels),
+    λ a Σ_j (ζ_j − ζ̄) ∇ℓ_j has covariance λ² c_B Σ₁/N; it is computed together with the drift's gradient as one
+    ``vjp`` with two cotangents (:meth:`sdesim.objectives.Network.weighted_grads`). With compression (ω > 0) each
+    agent adds an independent Gaussian with covariance Cov_ξ C_i(g_i), g_i a fresh minibatch gradient (the next
+    N·d channels): averaged over g_i this is E_Z Cov_ξ C_i(∇f + Z), so the scheme has the SDE's per-step mean and
+    covariance (weak Euler with a randomized diffusion, ``euler`` only) [D].
+    """
+
+    noise_type = "general"
+
+    def __init__(self, method, objective, noise, model, d, dtype, device, stream=None):
+        super().__init__(method, objective, noise, model)
+        n, agents = objective.n, method.n_agents
+        self._n, self._agents, self._d = n, agents, d
+        self._a = math.sqrt(noise.covariance_factor(n) / (agents * n))
+        self._compressed = any(c.omega(d) > 0 for c in method.compressors)
+        if self._compressed and stream is None:
+            raise ValueError("seed must be given: the compressed minibatch diffusion draws minibatches at every step")
+        self.randomized = self._compressed
+        self._stream = stream
+        self.noise_size = n + (agents * d if self._compressed else 0)
+
+    def _grad_and_noise(self, y, v):
+        n = self._n
+        vm = v[:, :n]
+        w = torch.stack([torch.full_like(vm, 1.0 / n), self._a * (vm - vm.mean(-1, keepdim=True))], 1)
+        both = self.objective.weighted_grads(y, w)
+        grad, noise = both[:, 0], both[:, 1]
+        if self._compressed:
+            r, agents, d = y.shape[0], self._agents, self._d
+            idx = self.noise.indices(r * agents, n, self._stream, y.device)
+            gi = self.objective.minibatch_grad(y.repeat_interleave(agents, 0), idx).reshape(r, agents, d)
+            xi = v[:, n:].reshape(r, agents, d)
+            comps = self.method.compressors
+            if len(comps) == 1:
+                extra = comps[0].gaussian(gi, xi).sum(1)
+            else:
+                extra = sum(c.gaussian(gi[:, i], xi[:, i]) for i, c in enumerate(comps))
+            noise = noise + extra / agents
+        return grad, noise
+
+    def g_prod(self, t, y, v):
+        grad, noise = self._grad_and_noise(y, v)
+        return self.lam(t, grad) * noise
+
+    def f_and_g_prod(self, t, y, v):
+        grad, noise = self._grad_and_noise(y, v)
+        lam = self.lam(t, grad)
+        return self.drift_term(lam, y, grad), lam * noise
 
 
 def check_parts(method, objective, noise) -> None:
@@ -308,6 +362,8 @@ def build_sde(method: AbstractMethod, objective: AbstractObjective, noise: Abstr
     comps = method.compressors
     name = type(method).__name__
     args = (method, objective, noise, model, d, dtype, torch.device(device))
+    if isinstance(noise, Minibatch):
+        noise.check_objective(objective)
     if all(isinstance(c, Sign) for c in comps):
         if model != "first_order":
             raise NoSDEError(f"model={model!r} is defined for D(C)SGD only; the DSignSGD analogue of the "
@@ -319,6 +375,11 @@ def build_sde(method: AbstractMethod, objective: AbstractObjective, noise: Abstr
     if biased:
         raise NoSDEError(f"{name} with the biased compressor {biased[0]} has no SDE here: the drift E C(∇f + Z) "
                          "has no closed form. Use an unbiased compressor (Identity, Bernoulli, RandK) or Sign.")
+    if isinstance(noise, Minibatch):
+        from . import _rng
+
+        stream = None if seed is None else _rng.streams(seed, ["coefficients"], device)["coefficients"]
+        return MinibatchSDE(*args, stream)
     if isinstance(noise, Stable) and noise.alpha < 2.0:
         if any(c.omega(d) > 0 for c in comps):
             noise.variance_terms(method.n_agents, d)  # raises the explanatory NoSDEError
@@ -337,4 +398,4 @@ def build_sde(method: AbstractMethod, objective: AbstractObjective, noise: Abstr
     return UnbiasedSDE(*args)
 
 
-__all__ = ["AbstractOptimizerSDE", "UnbiasedSDE", "LowRankUnbiasedSDE", "RandomizedUnbiasedSDE", "LevySDE", "SignSDE", "build_sde", "MODELS"]
+__all__ = ["AbstractOptimizerSDE", "UnbiasedSDE", "LowRankUnbiasedSDE", "RandomizedUnbiasedSDE", "MinibatchSDE", "LevySDE", "SignSDE", "build_sde", "MODELS"]

@@ -76,13 +76,15 @@ class AbstractNoise(abc.ABC):
                    for n in self._scale_names)  # type: ignore[attr-defined]
 
     @abc.abstractmethod
-    def sample(self, grad: torch.Tensor, n_agents: int, stream: Stream) -> torch.Tensor:
+    def sample(self, grad: torch.Tensor, n_agents: int, stream: Stream, *, x=None, objective=None) -> torch.Tensor:
         """Draws of Z_i at the current point.
 
         Args:
             grad: full gradients ∇f(x), shape ``(runs, d)``.
             n_agents: number of agents N.
             stream: random stream (see :mod:`sdesim._rng`).
+            x, objective: the current points ``(runs, d)`` and the objective, for noise that depends on them
+                (:class:`Minibatch`); the injected-noise models ignore them.
 
         Returns:
             Tensor of shape ``(runs, n_agents, d)``.
@@ -97,7 +99,7 @@ class AbstractNoise(abc.ABC):
         """
 
     @abc.abstractmethod
-    def sign_mean(self, grad: torch.Tensor, n_agents: int) -> torch.Tensor:
+    def sign_mean(self, grad: torch.Tensor, n_agents: int, *, x=None, objective=None) -> torch.Tensor:
         """E sign(∇f + Z_i), coordinate-wise, shape ``(runs, 1 or n_agents, d)``."""
 
 
@@ -128,7 +130,7 @@ class Gaussian(AbstractNoise):
         object.__setattr__(self, "sigma", _checks.real_array("sigma", self.sigma, min_value=0.0))
         super().__post_init__()
 
-    def sample(self, grad, n_agents, stream):
+    def sample(self, grad, n_agents, stream, *, x=None, objective=None):
         r, d = grad.shape
         s = self._scale("sigma", n_agents, d, grad.dtype, grad.device)
         return s * stream.normal((r, n_agents, d), grad.dtype).to(grad.device)
@@ -136,7 +138,7 @@ class Gaussian(AbstractNoise):
     def variance_terms(self, n_agents, d):
         return self.sigma**2, np.zeros(())
 
-    def sign_mean(self, grad, n_agents):
+    def sign_mean(self, grad, n_agents, *, x=None, objective=None):
         s = self._scale("sigma", n_agents, grad.shape[-1], grad.dtype, grad.device)
         return _sign_where(s, grad, lambda z: torch.erf(_SQRT_HALF * z))
 
@@ -170,14 +172,14 @@ class Affine(AbstractNoise):
         g2 = (grad * grad).sum(-1)[:, None, None]
         return torch.sqrt(s0 * s0 + s1 * s1 * g2)
 
-    def sample(self, grad, n_agents, stream):
+    def sample(self, grad, n_agents, stream, *, x=None, objective=None):
         r, d = grad.shape
         return self.std(grad, n_agents) * stream.normal((r, n_agents, d), grad.dtype).to(grad.device)
 
     def variance_terms(self, n_agents, d):
         return self.sigma0**2, self.sigma1**2
 
-    def sign_mean(self, grad, n_agents):
+    def sign_mean(self, grad, n_agents, *, x=None, objective=None):
         return _sign_where(self.std(grad, n_agents), grad, lambda z: torch.erf(_SQRT_HALF * z))
 
 
@@ -216,7 +218,7 @@ class StudentT(AbstractNoise):
     def finite_variance(self) -> bool:  # type: ignore[override]
         return self.nu > 2.0
 
-    def sample(self, grad, n_agents, stream):
+    def sample(self, grad, n_agents, stream, *, x=None, objective=None):
         r, d = grad.shape
         s = self._scale("sigma", n_agents, d, grad.dtype, grad.device)
         return s * stream.student_t(self.nu, (r, n_agents, d), grad.dtype).to(grad.device)
@@ -229,7 +231,7 @@ class StudentT(AbstractNoise):
                 "D(C)SGD limit is the Lévy-driven SDE.")
         return self.sigma**2 * (self.nu / (self.nu - 2.0)), np.zeros(())
 
-    def sign_mean(self, grad, n_agents):
+    def sign_mean(self, grad, n_agents, *, x=None, objective=None):
         s = self._scale("sigma", n_agents, grad.shape[-1], grad.dtype, grad.device)
         return _sign_where(s, grad, _student_sign(self.nu))
 
@@ -268,7 +270,7 @@ class Stable(AbstractNoise):
     def _c(self, n_agents, d, dtype, device):
         return self._scale("sigma", n_agents, d, dtype, device) * _SQRT_HALF
 
-    def sample(self, grad, n_agents, stream):
+    def sample(self, grad, n_agents, stream, *, x=None, objective=None):
         r, d = grad.shape
         c = self._c(n_agents, d, grad.dtype, grad.device)
         return c * stream.stable(self.alpha, (r, n_agents, d), grad.dtype).to(grad.device)
@@ -292,7 +294,7 @@ class Stable(AbstractNoise):
         c = np.broadcast_to(c, (n_agents, c.shape[1]))
         return (c**self.alpha).sum(0) ** (1.0 / self.alpha) / n_agents
 
-    def sign_mean(self, grad, n_agents):
+    def sign_mean(self, grad, n_agents, *, x=None, objective=None):
         c = self._c(n_agents, grad.shape[-1], grad.dtype, grad.device)
         if self.alpha == 2.0:
             fn = lambda z: torch.erf(z)  # noqa: E731  (S ~ N(0, 2): F(z) = Φ(z/√2))
@@ -303,11 +305,113 @@ class Stable(AbstractNoise):
         return _sign_where(c, grad, fn)
 
 
+@dataclass(frozen=True, eq=False)
+class Minibatch(AbstractNoise):
+    r"""Real minibatch noise on a :class:`~sdesim.objectives.Network`: agent i's gradient is the mean gradient over
+    its own ``batch_size`` examples drawn without replacement (or with, ``replace=True``) at every step.
+
+    With per-example gradients g_j and ḡ = ∇f, the minibatch mean has covariance c_B Σ₁,
+    Σ₁ = (1/n) Σ_j (g_j − ḡ)(g_j − ḡ)ᵀ, c_B = (n − B)/(B(n − 1)) without replacement and 1/B with [D]. The SDE of
+    D(C)SGD uses the exact low-rank factor: the increment a Σ_j (ζ_j − ζ̄) g_j with ζ ~ N(0, I_n) and
+    a = √(c_B/(N n)) has covariance c_B Σ₁/N, and is computed as one weighted gradient (no n × d matrix). DSignSGD
+    uses the per-coordinate mean ḡ and spread c_B diag Σ₁ with a Gaussian (central-limit) law of the minibatch
+    coordinate: E sign ≈ erf(ḡ/√(2 c_B diag Σ₁)) (MATH.md §6.3 with Σ = c_B diag Σ₁; an approximation for small B).
+
+    Args:
+        batch_size: examples per agent and step, B ≥ 1.
+        replace: draw with replacement.
+    """
+
+    batch_size: int = 32
+    replace: bool = False
+    _scale_names = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "batch_size", _checks.positive_int("batch_size", self.batch_size))
+        super().__post_init__()
+
+    def check_objective(self, objective) -> None:
+        """``ValueError`` unless ``objective`` has training examples to draw (a Network with n ≥ batch_size)."""
+        if not hasattr(objective, "minibatch_grad"):
+            raise ValueError(f"Minibatch noise needs an objective with training examples (objectives.Network), got "
+                             f"{type(objective).__name__}; use injected noise (Gaussian, ...) for analytic ones")
+        if not self.replace and self.batch_size > objective.n:
+            raise ValueError(f"batch_size={self.batch_size} exceeds the {objective.n} training examples")
+
+    def covariance_factor(self, n: int) -> float:
+        """c_B, the factor of Σ₁ in the covariance of one minibatch mean."""
+        b = self.batch_size
+        return 1.0 / b if self.replace else (n - b) / (b * (n - 1)) if n > 1 else 0.0
+
+    def indices(self, runs: int, n: int, stream: Stream, device) -> torch.Tensor:
+        """Example indices ``(runs, batch_size)``: uniform, without replacement unless ``replace``."""
+        u = stream.uniform((runs, n), torch.float64).to(device)
+        if self.replace:
+            return (u[:, : self.batch_size] * n).long().clamp_max(n - 1)
+        return u.topk(self.batch_size, dim=-1, sorted=False).indices
+
+    def sample(self, grad, n_agents, stream, *, x=None, objective=None):
+        if x is None or objective is None:
+            raise ValueError("Minibatch noise draws examples: it needs the points x and the objective")
+        r, d = grad.shape
+        idx = self.indices(r * n_agents, objective.n, stream, grad.device)
+        mg = objective.minibatch_grad(x.repeat_interleave(n_agents, 0), idx).reshape(r, n_agents, d)
+        return mg - grad.unsqueeze(-2)
+
+    def variance_terms(self, n_agents, d):
+        raise NoSDEError("Minibatch noise has a full, state-dependent covariance: its SDE is built from per-example "
+                         "gradients (sdesim.models.MinibatchSDE), not from per-coordinate variances")
+
+    def sign_mean(self, grad, n_agents, *, x=None, objective=None):
+        if x is None or objective is None:
+            raise ValueError("Minibatch sign expectations need the points x and the objective")
+        mean, sq = objective.grad_moments(x)
+        var = self.covariance_factor(objective.n) * (sq - mean * mean).clamp_min(0.0)
+        return _sign_where(var.sqrt().unsqueeze(-2), grad, lambda z: torch.erf(_SQRT_HALF * z))
+
+
+def tail_index(samples) -> float:
+    r"""Tail index α̂ of symmetric α-stable-like samples by the block-sum estimator of Mohammadi et al. (2015), as used
+    by Şimşekli et al. (ICML 2019) on gradient noise.
+
+    With K = K1·K2 samples X (K1 = K2 = ⌊√K⌋) and block sums Y_i = Σ_{j≤K1} X_{(i−1)K1+j},
+
+        1/α̂ = (1/log K1) [ (1/K2) Σ_i log|Y_i| − (1/K) Σ_i log|X_i| ],
+
+    consistent for SαS laws (Y_i has the law of K1^{1/α} X): α̂ ≈ 2 for Gaussian noise, < 2 for heavy tails. Zeros
+    are dropped. Returns α̂ (it may exceed 2 by estimation noise).
+    """
+    x = np.asarray(samples.detach().cpu() if hasattr(samples, "detach") else samples, dtype=np.float64).ravel()
+    x = x[x != 0]
+    k1 = int(math.floor(math.sqrt(x.size)))
+    if k1 < 2:
+        raise ValueError(f"tail_index needs at least 4 non-zero samples, got {x.size}")
+    blocks = x[: k1 * k1].reshape(k1, k1)
+    inv = (np.log(np.abs(blocks.sum(1))).mean() - np.log(np.abs(blocks)).mean()) / math.log(k1)
+    return float(1.0 / inv)
+
+
+def gradient_noise(objective, x, *, batch_size: int, draws: int, seed: int) -> torch.Tensor:
+    """``draws`` samples of minibatch gradient minus full gradient at the point ``x`` (shape ``(draws, d)``), the
+    input of :func:`tail_index` on a network."""
+    noise = Minibatch(batch_size)
+    noise.check_objective(objective)
+    from ._rng import streams
+
+    x = torch.as_tensor(x).reshape(1, -1)
+    g = objective.grad(x)
+    stream = streams(seed, ["gradient_noise"], x.device)["gradient_noise"]
+    xs = x.expand(draws, -1)
+    return noise.sample(g.expand(draws, -1), 1, stream, x=xs, objective=objective)[:, 0]
+
+
 NOISES: dict[str, type[AbstractNoise]] = {
     "gaussian": Gaussian,
     "affine": Affine,
     "studentt": StudentT,
     "stable": Stable,
+    "minibatch": Minibatch,
 }
 
-__all__ = ["AbstractNoise", "Gaussian", "Affine", "StudentT", "Stable", "NOISES", "NoSDEError"]
+__all__ = ["AbstractNoise", "Gaussian", "Affine", "StudentT", "Stable", "Minibatch", "tail_index", "gradient_noise",
+           "NOISES", "NoSDEError"]

@@ -195,6 +195,169 @@ class ExpSum(_Sharp):
         return torch.exp(self.a * x) * v
 
 
+
+
+class Network(AbstractObjective):
+    r"""A ``torch.nn.Module`` with its data, as a function of the flat parameter vector x ∈ R^d.
+
+    f(x) = (1/n) Σ_j ℓ(module_x(inputs_j), targets_j) with ℓ the cross-entropy or the squared error, evaluated with
+    ``torch.func.functional_call``. Every method is batched over leading dimensions of x with ``torch.func.vmap``, so
+    R runs or paths advance in one call: ``loss(x)`` for x of shape ``(..., d)``, ``grad`` by ``torch.func.grad``,
+    ``hvp`` by forward-over-reverse (``jvp`` of ``grad``), per-example gradients by ``vmap`` over examples, minibatch
+    gradients per run, and weighted sums Σ_j w_j ∇ℓ_j by one ``vjp`` (the low-rank minibatch diffusion of
+    :class:`sdesim.noise.Minibatch` uses them without forming the n × d matrix of per-example gradients).
+
+    (L0, L1) constants are unknown for a network: :attr:`smoothness` is (nan, nan) and ``f_star`` is nan.
+
+    Args:
+        module: the model; its current parameters are :attr:`x0`.
+        inputs, targets: training data (targets ``int64`` class labels for cross-entropy).
+        loss: ``"cross_entropy"`` or ``"mse"`` (mean over examples of ½||output − target||²).
+        test_inputs, test_targets: optional test split, reported by :meth:`metrics` (test loss, and accuracy for
+            classification).
+    """
+
+    f_star = float("nan")
+
+    def __init__(self, module: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                 loss: str = "cross_entropy", *, test_inputs: torch.Tensor | None = None,
+                 test_targets: torch.Tensor | None = None):
+        from . import _checks as checks
+
+        if not isinstance(module, torch.nn.Module):
+            raise ValueError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+        self.module = module
+        self.loss_name = checks.one_of("loss", loss, ("cross_entropy", "mse"))
+        params = {k: v.detach() for k, v in module.named_parameters()}
+        if not params:
+            raise ValueError("module has no parameters")
+        self._names = list(params)
+        self._shapes = [p.shape for p in params.values()]
+        self._sizes = [p.numel() for p in params.values()]
+        self._buffers = {k: v.detach() for k, v in module.named_buffers()}
+        self.dim = int(sum(self._sizes))
+        self._x0 = torch.cat([p.reshape(-1) for p in params.values()]).clone()
+        for name, a, b in (("targets", inputs, targets), ("test_targets", test_inputs, test_targets)):
+            if (a is None) != (b is None):
+                raise ValueError(f"{name} and its inputs must be given together")
+            if a is not None and a.shape[0] != b.shape[0]:
+                raise ValueError(f"{name} has {b.shape[0]} rows but the inputs have {a.shape[0]}")
+        self.inputs, self.targets = inputs, targets
+        self.test_inputs, self.test_targets = test_inputs, test_targets
+        self.n = int(inputs.shape[0])
+
+    def __repr__(self):
+        return (f"Network({type(self.module).__name__}, d={self.dim}, n={self.n}, loss={self.loss_name!r}"
+                f"{', with test split' if self.test_inputs is not None else ''})")
+
+    def to_config(self) -> dict:
+        return {"type": "Network", "module": repr(self.module), "d": self.dim, "n": self.n, "loss": self.loss_name,
+                "test": None if self.test_inputs is None else int(self.test_inputs.shape[0])}
+
+    @property
+    def smoothness(self) -> tuple[float, float]:
+        return float("nan"), float("nan")
+
+    @property
+    def x0(self) -> torch.Tensor:
+        """The module's parameters at construction, flattened (shape ``(d,)``)."""
+        return self._x0.clone()
+
+    # -- functional core -----------------------------------------------------------------------------------------
+    def _params(self, flat):
+        return {n: p.view(s) for n, p, s in zip(self._names, torch.split(flat, self._sizes), self._shapes)}
+
+    def _per_example(self, flat, x, y):
+        out = torch.func.functional_call(self.module, (self._params(flat), self._buffers), (x,))
+        if self.loss_name == "cross_entropy":
+            return torch.nn.functional.cross_entropy(out, y, reduction="none")
+        diff = out - y.reshape(out.shape)
+        return 0.5 * diff.reshape(diff.shape[0], -1).square().sum(-1)
+
+    def _mean(self, flat, x, y):
+        return self._per_example(flat, x, y).mean()
+
+    def _batched(self, fn, x, *more):
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, x.shape[-1])
+        out = torch.func.vmap(fn)(flat, *(m.reshape(-1, m.shape[-1]) for m in more))
+        return out.reshape(tuple(lead) + tuple(out.shape[1:]))
+
+    def loss(self, x):
+        return self._batched(lambda p: self._mean(p, self.inputs, self.targets), x)
+
+    def grad(self, x):
+        g = torch.func.grad(self._mean)
+        return self._batched(lambda p: g(p, self.inputs, self.targets), x)
+
+    def hvp(self, x, v):
+        g = torch.func.grad(self._mean)
+
+        def one(p, t):
+            return torch.func.jvp(lambda q: g(q, self.inputs, self.targets), (p,), (t,))[1]
+
+        return self._batched(one, x, v)
+
+    # -- minibatches and per-example gradients -------------------------------------------------------------------
+    def per_example_grads(self, x: torch.Tensor) -> torch.Tensor:
+        """∇ℓ_j(x) for every training example, shape ``(n, d)`` for x of shape ``(d,)``."""
+        g = torch.func.grad(lambda p, a, b: self._per_example(p, a[None], b[None])[0])
+        return torch.func.vmap(g, in_dims=(None, 0, 0))(x, self.inputs, self.targets)
+
+    def minibatch_grad(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Gradient of the mean loss over the examples ``index[r]`` at ``x[r]``: x ``(R, d)``, index ``(R, B)``."""
+        g = torch.func.grad(self._mean)
+        return torch.func.vmap(g)(x, self.inputs[index], self.targets[index])
+
+    def weighted_grads(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Σ_j w_kj ∇ℓ_j(x_r) for each run r and weight vector k by one ``vjp``: x ``(R, d)``, weights ``(R, K, n)``,
+        result ``(R, K, d)``."""
+        def one(p, w):
+            _, pull = torch.func.vjp(lambda q: self._per_example(q, self.inputs, self.targets), p)
+            return torch.func.vmap(pull)(w)[0]
+
+        return torch.func.vmap(one)(x, weights)
+
+    def grad_moments(self, x: torch.Tensor, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, mean of squares) over examples of the per-example gradients at each x[r], each ``(R, d)``.
+
+        Computed in chunks of ``chunk`` examples, so memory stays O(R · chunk · d).
+        """
+        g = torch.func.grad(lambda p, a, b: self._per_example(p, a[None], b[None])[0])
+        per = torch.func.vmap(torch.func.vmap(g, in_dims=(None, 0, 0)), in_dims=(0, None, None))
+        s1 = torch.zeros_like(x)
+        s2 = torch.zeros_like(x)
+        for a in range(0, self.n, chunk):
+            gj = per(x, self.inputs[a:a + chunk], self.targets[a:a + chunk])  # (R, c, d)
+            s1 += gj.sum(1)
+            s2 += gj.square().sum(1)
+        return s1 / self.n, s2 / self.n
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The names :meth:`metrics` returns (recorded in ``Trajectories.extra``)."""
+        if self.test_inputs is None:
+            return ()
+        return ("test_loss", "test_accuracy") if self.loss_name == "cross_entropy" else ("test_loss",)
+
+    def metrics(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Test loss (and test accuracy for classification) at each parameter vector, or ``{}`` without a test
+        split; x of shape ``(R, d)``."""
+        if self.test_inputs is None:
+            return {}
+
+        def one(p):
+            out = torch.func.functional_call(self.module, (self._params(p), self._buffers), (self.test_inputs,))
+            if self.loss_name == "cross_entropy":
+                loss = torch.nn.functional.cross_entropy(out, self.test_targets)
+                return torch.stack([loss, (out.argmax(-1) == self.test_targets).to(out.dtype).mean()])
+            diff = out - self.test_targets.reshape(out.shape)
+            return 0.5 * diff.reshape(diff.shape[0], -1).square().sum(-1).mean().reshape(1)
+
+        vals = torch.func.vmap(one)(x)
+        return {name: vals[:, i] for i, name in enumerate(self.metric_names)}
+
+
 OBJECTIVES: dict[str, type[AbstractObjective]] = {
     "quadratic": Quadratic,
     "quartic": Quartic,
@@ -202,4 +365,4 @@ OBJECTIVES: dict[str, type[AbstractObjective]] = {
     "expsum": ExpSum,
 }
 
-__all__ = ["AbstractObjective", "Quadratic", "Quartic", "CoshSum", "ExpSum", "OBJECTIVES"]
+__all__ = ["AbstractObjective", "Quadratic", "Quartic", "CoshSum", "ExpSum", "Network", "OBJECTIVES"]
