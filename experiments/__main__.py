@@ -26,7 +26,7 @@ from experiments import _paths  # noqa: E402
 from experiments._common import Claim, config_hash, load_results, save_figure, save_results  # noqa: E402
 
 ORDER = ["sde_vs_optimizer", "weak_order", "noise_floors", "scaling_rules", "stability", "heavy_tails",
-         "normalization"]
+         "normalization", "networks", "networks_normalization", "networks_heavy_tails", "text_model"]
 
 
 def figure_names() -> list[str]:
@@ -55,7 +55,8 @@ def run_one(name: str, quick: bool, force: bool):
     claims = module.check(results, config)
     print(f"{name}: {how} (run took {elapsed:.1f}s) -> {paths[0]}")
     for c in claims:
-        print(f"  [{'ok' if c.passed else 'FAILED'}] {c.text}: {c.numbers}")
+        mark = "ok" if c.passed else ("FAILED" if c.required else "not supported (reported)")
+        print(f"  [{mark}] {c.text}: {c.numbers}")
     return module, config, claims, elapsed
 
 
@@ -77,7 +78,8 @@ def write_readme(records) -> None:
         if len(doc) > 1:
             lines += [" ".join(p.replace("\n", " ") for p in doc[1:]), ""]
         lines += ["| claim | supported | numbers |", "|---|---|---|"]
-        lines += [f"| {c.text} | {'yes' if c.passed else '**no**'} | {c.numbers} |" for c in claims]
+        lines += [f"| {c.text}{'' if c.required else ' (reported either way)'} | {'yes' if c.passed else '**no**'} "
+                  f"| {c.numbers} |" for c in claims]
         lines.append("")
     (_paths.FIGURES / "README.md").write_text("\n".join(lines))
 
@@ -102,7 +104,7 @@ def main(argv=None) -> int:
     for name in chosen:
         module, config, claims, elapsed = run_one(name, args.quick, args.force)
         records.append((name, module, config, claims, elapsed))
-        failed += [f"{name}: {c.text}" for c in claims if not c.passed]
+        failed += [f"{name}: {c.text}" for c in claims if not c.passed and c.required]
     if not args.quick:
         claims_path = _paths.FIGURES / "claims.json"
         old = json.loads(claims_path.read_text()) if claims_path.exists() else {}

@@ -16,11 +16,16 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Claim:
-    """A numerical claim a figure tests: its statement, whether the run supports it, and the numbers."""
+    """A numerical claim a figure tests: its statement, whether the run supports it, and the numbers.
+
+    ``required=False`` marks a finding that is reported whichever way it goes (e.g. agreement under real minibatch
+    noise, which the issue asks to report honestly): it does not make a ``--quick`` run fail.
+    """
 
     text: str
     passed: bool
     numbers: str
+    required: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "passed", bool(self.passed))  # numpy booleans are not JSON

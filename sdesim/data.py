@@ -16,7 +16,7 @@ Examples:
 from __future__ import annotations
 
 import importlib
-import inspect
+import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,17 +113,21 @@ def corpus(modules=TEXT_MODULES, max_chars: int | None = None) -> str:
     """The source text of ``modules`` (``this`` decoded to the Zen of Python), tabs and non-ASCII normalized."""
     parts = []
     for name in modules:
-        mod = importlib.import_module("this") if name == "this" else importlib.import_module(name)
-        if name == "this":
-            import codecs
-
-            parts.append(codecs.decode(mod.s, "rot13"))
-            continue
-        path = inspect.getsourcefile(mod)
-        if path is None:  # pragma: no cover - stripped installations
+        spec = importlib.util.find_spec(name)
+        path = spec.origin if spec is not None else None
+        if path is None or not path.endswith(".py"):  # pragma: no cover - stripped installations
             raise FileNotFoundError(f"the source of the standard-library module {name!r} is not installed")
         with open(path, encoding="utf-8") as fh:
-            parts.append(fh.read())
+            source = fh.read()
+        if name == "this":  # its text is a rot13-encoded literal; read it without importing (which prints it)
+            import ast
+            import codecs
+
+            literal = next(node.value.value for node in ast.parse(source).body
+                           if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "s")
+            parts.append(codecs.decode(literal, "rot13"))
+        else:
+            parts.append(source)
     text = "\n".join(parts).replace("\t", "    ")
     text = "".join(c if 32 <= ord(c) < 127 or c == "\n" else "?" for c in text)
     return text[:max_chars] if max_chars else text
