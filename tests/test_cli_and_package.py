@@ -53,8 +53,9 @@ def test_cli_errors_name_the_option(capsys):
     assert "infinite variance" in capsys.readouterr().err
 
 
-def test_readme_quickstart_runs_as_written(tmp_path):
+@pytest.mark.parametrize("marker", ["quickstart", "networks-example"])
+def test_readme_examples_run_as_written(tmp_path, marker):
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- quickstart -->\s*```python\n(.*?)```", text, re.S)
-    assert block, "README.md must mark its quickstart with <!-- quickstart -->"
+    block = re.search(rf"<!-- {marker} -->\s*```python\n(.*?)```", text, re.S)
+    assert block, f"README.md must mark its example with <!-- {marker} -->"
     subprocess.run([sys.executable, "-c", block.group(1)], check=True, cwd=tmp_path, capture_output=True)
