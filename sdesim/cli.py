@@ -1,4 +1,5 @@
-"""Command line: ``sdesim list``, ``sdesim compare`` (the main job: optimizer vs SDE, summary and figure) and
+"""Command line: ``sdesim list``, ``sdesim compare`` (the main job: optimizer vs SDE, summary and figure),
+``sdesim run CONFIG.toml`` and ``sdesim sweep CONFIG.toml`` (studies in TOML, :mod:`sdesim.config`) and
 ``sdesim figures`` (the figure scripts of a source checkout).
 
 Components are written as Python-like calls with literal keyword arguments, e.g. ``--noise "studentt(nu=3,
@@ -148,6 +149,48 @@ def _cmd_figures(args) -> int:
     return subprocess.call(cmd, cwd=root)
 
 
+def _cmd_run(args) -> int:
+    from . import config, study
+
+    cfg = config.load(args.config)
+    summary = study.run_study(cfg, args.out, progress=not args.quiet)
+    out = Path(args.out if args.out is not None else cfg["output"]["dir"])
+    width = max(len(k) for k in summary)
+    for k, v in summary.items():
+        print(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    print(f"wrote {out / 'summary.json'}" + (f", {out / 'comparison.png'}" if (out / "comparison.png").exists()
+                                             else ""))
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    from . import config, study
+
+    cfg = config.load(args.config)
+    if not cfg["sweep"]:
+        raise config.ConfigError(f"{args.config}: sweep: the file has no [sweep] table to expand")
+    executor, client = None, None
+    if args.dask:
+        from dask.distributed import Client, LocalCluster
+
+        client = Client(LocalCluster(n_workers=args.workers or 2, threads_per_worker=1)) if args.dask == "local" \
+            else Client(args.dask)
+        executor = client.get_executor()
+    try:
+        df = study.sweep(cfg, executor=executor, out=args.out, max_workers=args.workers,
+                         retry_failed=args.retry_failed, progress=not args.quiet)
+    finally:
+        if client is not None:
+            client.close()
+    folder = Path(args.out if args.out is not None else Path(cfg["output"]["dir"]) / "sweep")
+    df.to_csv(folder / "results.csv", index=False)
+    with __import__("pandas").option_context("display.width", 160, "display.max_columns", 12):
+        print(df.drop(columns=["error"]).to_string(index=False))
+    failed = int((df["status"] == "failed").sum())
+    print(f"{len(df)} settings, {failed} failed; wrote {folder / 'results.csv'}")
+    return 1 if failed else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="sdesim", description="SDEs of distributed (compressed, sign) SGD.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +214,17 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="sdesim-out", help="output folder (default ./sdesim-out)")
     p.add_argument("--quick", action="store_true", help="at most 200 steps and 256 runs (a smoke test)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    pr = sub.add_parser("run", help="run the study described in a TOML file (see sdesim.config)")
+    pr.add_argument("config", help="study file, e.g. study.toml")
+    pr.add_argument("--out", default=None, help="output folder (default: [output] dir of the file)")
+    pr.add_argument("--quiet", action="store_true", help="no progress bars")
+    ps = sub.add_parser("sweep", help="run every setting of the file's [sweep] grid; resumes where it stopped")
+    ps.add_argument("config", help="study file with a [sweep] table")
+    ps.add_argument("--out", default=None, help="results folder (default: [output] dir/sweep)")
+    ps.add_argument("--workers", type=int, default=None, help="worker processes (default: min(cores, 4))")
+    ps.add_argument("--dask", default=None, help="'local' for a dask LocalCluster, or a scheduler address")
+    ps.add_argument("--retry-failed", action="store_true", help="run failed settings again")
+    ps.add_argument("--quiet", action="store_true", help="no progress bar")
     pf = sub.add_parser("figures", help="regenerate the figures (python -m experiments) from a source checkout")
     pf.add_argument("names", nargs="*", help="figures to make (default: all)")
     pf.add_argument("--quick", action="store_true", help="small versions that assert every claim")
@@ -179,7 +233,8 @@ def main(argv=None) -> int:
     if args.command == "compare" and args.method.lower() not in ("dcsgd", "normalizeddcsgd", "adaptivedcsgd"):
         args.compressor = None
     try:
-        return {"list": _cmd_list, "compare": _cmd_compare, "figures": _cmd_figures}[args.command](args)
+        return {"list": _cmd_list, "compare": _cmd_compare, "figures": _cmd_figures, "run": _cmd_run,
+                "sweep": _cmd_sweep}[args.command](args)
     except ValueError as err:
         print(f"sdesim: error: {err}", file=sys.stderr)
         return 2
