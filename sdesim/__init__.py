@@ -1,7 +1,9 @@
 """sdesim: stochastic differential equations of distributed SGD, compressed SGD and SignSGD.
 
 Build a method, an objective and a noise model; run the optimizer (:func:`run_discrete`) and its SDE
-(:func:`simulate`, on torchsde solvers through :func:`solve`); compare them (:func:`compare`).
+(:func:`simulate`, on torchsde solvers through :func:`solve`); compare them (:func:`compare`). Run the optimizer as
+a real multi-process job (:func:`run_distributed`, :mod:`sdesim.optim`), and studies and sweeps from TOML
+(:mod:`sdesim.config`, :mod:`sdesim.study`).
 The mathematics is documented per function with its MATH.md section.
 """
 
@@ -27,6 +29,22 @@ from ._solve import solve as solve
 from .increments import GaussianIncrements as GaussianIncrements
 from .increments import StableIncrements as StableIncrements
 
+_LAZY = ("optim", "comm", "distributed", "config", "study", "data", "nets", "plotting")
+
+
+def __getattr__(name):
+    """Submodules that pull in more than the core (torch.distributed helpers, datasets, plotting) load on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "run_distributed":
+        from .distributed import run_distributed
+
+        return run_distributed
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 try:
     __version__ = version("sdesim")
 except PackageNotFoundError:  # running from a source tree that was not installed
@@ -34,7 +52,8 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "compressors", "methods", "models", "noise", "objectives", "schedules", "theory",
-    "run_discrete", "simulate", "solve", "compare", "compare_on", "load",
+    "optim", "comm", "distributed", "config", "study", "data", "nets", "plotting",
+    "run_discrete", "run_distributed", "simulate", "solve", "compare", "compare_on", "load",
     "Trajectories", "Comparison", "NoSDEError", "GaussianIncrements", "StableIncrements", "SOLVERS",
     "__version__",
 ]

@@ -10,8 +10,9 @@ What a rank sends per step (``Aggregator.bytes_sent``), for d coordinates in dty
 compressor             payload                                                      bytes per row
 =====================  ==========================================================  ==================
 Identity               all-reduce of the gradient                                   b·d
-Sign                   the signs packed 8 per byte (all-gather), one flag byte;     ⌈d/8⌉ + 1
-                       a second bitmap only when some coordinate is exactly 0
+Sign                   one flag byte, then the signs packed 8 per byte              1 + ⌈d/8⌉
+                       (all-gather); when some coordinate is exactly 0 on some      (1 + ⌈d/5⌉)
+                       rank, {−1, 0, 1} packed 5 per byte
 RandK, TopK,           number of kept entries (8 bytes), then their int32 indices   8 + m(4 + b)
 Bernoulli              and values, padded to the largest m over ranks
 QSGD(s)                ||x|| (b bytes), packed signs, the levels ξ_j as uint8        b + ⌈d/8⌉ + d
@@ -51,6 +52,22 @@ def unpack_bits(packed: torch.Tensor, d: int) -> torch.Tensor:
     return bits.reshape(*packed.shape[:-1], -1)[..., :d].bool()
 
 
+_TRIT_WEIGHTS = torch.tensor([81, 27, 9, 3, 1], dtype=torch.int32)
+
+
+def pack_trits(trits: torch.Tensor) -> torch.Tensor:
+    """Pack digits in {0, 1, 2} ``(..., d)`` into ``(..., ⌈d/5⌉)`` uint8, five per byte (base 3)."""
+    d = trits.shape[-1]
+    t = torch.nn.functional.pad(trits.to(torch.int32), (0, (-d) % 5)).reshape(*trits.shape[:-1], -1, 5)
+    return (t * _TRIT_WEIGHTS.to(t.device)).sum(-1).to(torch.uint8)
+
+
+def unpack_trits(packed: torch.Tensor, d: int) -> torch.Tensor:
+    """Inverse of :func:`pack_trits`: digits in {0, 1, 2}, ``(..., d)`` uint8."""
+    t = (packed.to(torch.int32).unsqueeze(-1) // _TRIT_WEIGHTS.to(packed.device)) % 3
+    return t.reshape(*packed.shape[:-1], -1)[..., :d].to(torch.uint8)
+
+
 def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
@@ -63,21 +80,21 @@ class _Channel:
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank(group) if self.distributed else 0
         self.size = dist.get_world_size(group) if self.distributed else 1
-        self.bytes_sent = 0
+        self.bytes_sent = 0  # counted only when there is somebody to send to
 
     def all_gather(self, t: torch.Tensor) -> list[torch.Tensor]:
         t = t.contiguous()
-        self.bytes_sent += _nbytes(t)
         if self.size == 1:
             return [t]
+        self.bytes_sent += _nbytes(t)
         out = [torch.empty_like(t) for _ in range(self.size)]
         dist.all_gather(out, t, group=self.group)
         return out
 
     def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
         t = t.contiguous().clone()
-        self.bytes_sent += _nbytes(t)
         if self.size > 1:
+            self.bytes_sent += _nbytes(t)
             dist.all_reduce(t, op=dist.ReduceOp.SUM, group=self.group)
         return t
 
@@ -100,17 +117,19 @@ class _SumCodec(_Codec):
 
 
 class _SignCodec(_Codec):
+    """Signs packed 8 per byte; when some rank has an exact zero (sign 0), {−1, 0, 1} packed 5 per byte (3⁵ ≤ 256).
+
+    A one-byte flag per rank is exchanged first so that every rank picks the same format."""
+
     def exchange(self, c, ch, g):
         d = c.shape[-1]
-        zero = c == 0
-        flag = zero.any().to(torch.uint8).reshape(1)
-        payload = torch.cat([pack_bits(c > 0).reshape(-1), flag])
-        parts = ch.all_gather(payload)
-        rows = [unpack_bits(p[:-1].reshape(*c.shape[:-1], -1), d) for p in parts]
-        signs = [torch.where(r, 1.0, -1.0).to(c.dtype) for r in rows]
-        if any(bool(p[-1]) for p in parts):
-            nonzero = ch.all_gather(pack_bits(~zero))
-            signs = [s * unpack_bits(nz, d).to(c.dtype) for s, nz in zip(signs, nonzero)]
+        flags = ch.all_gather((c == 0).any().to(torch.uint8).reshape(1))
+        if any(bool(f) for f in flags):
+            parts = ch.all_gather(pack_trits((c.sign() + 1).to(torch.uint8)))
+            signs = [unpack_trits(p, d).to(c.dtype) - 1 for p in parts]
+        else:
+            parts = ch.all_gather(pack_bits(c > 0))
+            signs = [torch.where(unpack_bits(p, d), 1.0, -1.0).to(c.dtype) for p in parts]
         return torch.stack(signs, -2)
 
 
@@ -246,4 +265,4 @@ def fp32_allreduce_bytes(d: int) -> int:
     return 4 * int(d)
 
 
-__all__ = ["Aggregator", "codec_for", "pack_bits", "unpack_bits", "fp32_allreduce_bytes"]
+__all__ = ["Aggregator", "codec_for", "pack_bits", "unpack_bits", "pack_trits", "unpack_trits", "fp32_allreduce_bytes"]

@@ -137,6 +137,17 @@ def agent_loop(method, objective, noise, x0, *, steps: int, runs: int, seed: int
                      statistic=_statistic(method, noise), keep_states=False, metrics=metrics)
 
 
+def init_from_env(backend: str | None = None) -> tuple[int, int]:
+    """Join the process group that ``torchrun`` describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR, ...);
+    without those variables, do nothing. Returns (rank, world size): (0, 1) in a plain single process."""
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 1
+    dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"))
+    return dist.get_rank(), dist.get_world_size()
+
+
 def _worker(rank, world, port, backend, timeout, fn, args, kwargs, result_path):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
@@ -237,7 +248,7 @@ def run_distributed(method, objective, noise, x0, *, steps: int, runs: int = 1, 
                     progress: bool = False, _kill=None):
     """Run the optimizer as a real multi-process job: one process per agent (``method.n_agents`` of them).
 
-    Same arguments and result as :func:`sdesim.run_discrete` (float64 on the CPU), plus ``backend`` and
+    Same arguments and result as :func:`sdesim.run_discrete` (on the CPU, in the dtype of ``x0``), plus ``backend`` and
     ``timeout`` of :func:`launch`. ``meta["distributed"]`` holds the backend, the world size, the bytes each rank
     sent per step and run, and the bytes of a float32 all-reduce of the same vector for reference.
     """
@@ -246,14 +257,18 @@ def run_distributed(method, objective, noise, x0, *, steps: int, runs: int = 1, 
     runs = _checks.positive_int("runs", runs)
     record_every = _checks.positive_int("record_every", record_every)
     seed = _rng.check_seed(seed)
-    x0 = torch.as_tensor(np.asarray(x0.detach().cpu() if isinstance(x0, torch.Tensor) else x0, dtype=np.float64))
+    x0 = x0.detach().cpu() if isinstance(x0, torch.Tensor) else torch.as_tensor(np.asarray(x0, dtype=np.float64))
     return launch(agent_loop, method.n_agents, method, objective, noise, x0, backend=backend, timeout=timeout,
                   steps=steps, runs=runs, seed=seed, record_every=record_every,
                   divergence_threshold=divergence_threshold, progress=progress, _kill=_kill)
 
 
 def _torchrun_main(argv=None) -> int:
-    """Entry point under ``torchrun``: ``torchrun --nproc-per-node N -m sdesim.distributed CONFIG.toml``."""
+    """Entry point under ``torchrun``: ``torchrun --nproc-per-node N -m sdesim.distributed CONFIG.toml``.
+
+    Runs the discrete side of the study (``[run]``, ``[discrete] runs``) with one rank per agent and writes
+    ``distributed.npz`` into the study's ``[output] dir``.
+    """
     from . import config as _config
 
     argv = sys.argv[1:] if argv is None else argv
@@ -261,23 +276,26 @@ def _torchrun_main(argv=None) -> int:
         print("usage: torchrun --nproc-per-node N -m sdesim.distributed CONFIG.toml", file=sys.stderr)
         return 2
     study = _config.load(argv[0])
-    backend = "nccl" if torch.cuda.is_available() and study.get("distributed", {}).get("backend") == "nccl" \
-        else "gloo"
-    dist.init_process_group(backend)
     method, objective, noise, x0 = _config.build_parts(study)
-    run = study["run"]
-    traj = agent_loop(method, objective, noise, x0, steps=run["steps"], runs=run["runs"], seed=run["seed"],
-                      record_every=run["record_every"])
+    run, disc = study["run"], study["discrete"]
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
+                            timeout=datetime.timedelta(seconds=disc["timeout"]))
+    traj = agent_loop(method, objective, noise, x0, steps=run["steps"], runs=disc["runs"], seed=run["seed"],
+                      record_every=run["record_every"], divergence_threshold=run["divergence_threshold"])
     if traj is not None:
         out = Path(study["output"]["dir"])
         out.mkdir(parents=True, exist_ok=True)
         traj.save(out / "distributed.npz")
-        print(f"wrote {out / 'distributed.npz'}")
+        info = traj.meta["distributed"]
+        print(f"wrote {out / 'distributed.npz'}: {info['world_size']} ranks ({info['backend']}), "
+              f"{info['bytes_per_step_per_run'][0]:.0f} bytes per step and run per rank "
+              f"(float32 all-reduce: {info['fp32_allreduce_bytes']})")
+    dist.barrier()
     dist.destroy_process_group()
     return 0
 
 
-__all__ = ["run_distributed", "launch", "agent_loop", "DistributedError"]
+__all__ = ["run_distributed", "launch", "agent_loop", "init_from_env", "DistributedError"]
 
 if __name__ == "__main__":
     raise SystemExit(_torchrun_main())
