@@ -141,11 +141,11 @@ class _SparseCodec(_Codec):
         idx = flat.nonzero().squeeze(-1)
         if flat.numel() >= 2**31:
             raise ValueError("sparse payloads use int32 indices: at most 2**31 − 1 entries per message")
-        counts = ch.all_gather(torch.tensor([idx.numel()], dtype=torch.int64))
+        counts = ch.all_gather(torch.tensor([idx.numel()], dtype=torch.int64, device=c.device))
         m = max(int(n) for n in counts)
-        pad_idx = torch.zeros(m, dtype=torch.int32)
+        pad_idx = torch.zeros(m, dtype=torch.int32, device=c.device)
         pad_idx[: idx.numel()] = idx.to(torch.int32)
-        pad_val = torch.zeros(m, dtype=c.dtype)
+        pad_val = torch.zeros(m, dtype=c.dtype, device=c.device)
         pad_val[: idx.numel()] = flat[idx]
         all_idx = ch.all_gather(pad_idx)
         all_val = ch.all_gather(pad_val)

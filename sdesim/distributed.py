@@ -81,7 +81,13 @@ def agent_loop(method, objective, noise, x0, *, steps: int, runs: int, seed: int
     if world != method.n_agents:
         raise ValueError(f"n_agents must equal the number of processes: method has n_agents={method.n_agents}, "
                          f"the process group has {world}")
-    x = _initial(x0, runs, "runs", objective, None, None)
+    device = torch.device("cpu")
+    if dist.get_backend() == "nccl":  # one GPU per rank
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+        if hasattr(objective, "to"):
+            objective = objective.to(device)
+    x = _initial(x0, runs, "runs", objective, None, device)
     d = x.shape[1]
     method.check_dim(d)
     noise.check(method.n_agents, d)
@@ -117,8 +123,8 @@ def agent_loop(method, objective, noise, x0, *, steps: int, runs: int, seed: int
     # the replicas must agree: compare with rank 0's state, and collect the byte counts
     ref = x.clone()
     dist.broadcast(ref, 0)
-    same = torch.tensor([int(torch.equal(torch.nan_to_num(ref), torch.nan_to_num(x)))])
-    sent = torch.tensor([agg.bytes_sent], dtype=torch.int64)
+    same = torch.tensor([int(torch.equal(torch.nan_to_num(ref), torch.nan_to_num(x)))], device=device)
+    sent = torch.tensor([agg.bytes_sent], dtype=torch.int64, device=device)
     flags, counts = [torch.empty_like(same) for _ in range(world)], [torch.empty_like(sent) for _ in range(world)]
     dist.all_gather(flags, same)
     dist.all_gather(counts, sent)

@@ -258,6 +258,19 @@ class Network(AbstractObjective):
     def smoothness(self) -> tuple[float, float]:
         return float("nan"), float("nan")
 
+    def to(self, device=None, dtype: torch.dtype | None = None) -> "Network":
+        """A copy with the module and the data on ``device`` (and floating tensors in ``dtype``)."""
+        import copy
+
+        def move(t):
+            if t is None:
+                return None
+            return t.to(device=device, dtype=dtype if dtype is not None and t.is_floating_point() else None)
+
+        module = copy.deepcopy(self.module).to(device=device, dtype=dtype)
+        return Network(module, move(self.inputs), move(self.targets), self.loss_name,
+                       test_inputs=move(self.test_inputs), test_targets=move(self.test_targets))
+
     @property
     def x0(self) -> torch.Tensor:
         """The module's parameters at construction, flattened (shape ``(d,)``)."""
