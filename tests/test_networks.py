@@ -177,3 +177,11 @@ def test_digits_mlp_sde_tracks_the_optimizer(digits_net, name):
         assert k.weak_error > 3 * se, (lr, k.weak_error, se)
         errs.append(k.weak_error)
     assert errs[0] / errs[1] > 1.33, errs
+
+
+def test_network_to_moves_a_copy(wine_net):
+    g = wine_net.to(dtype=torch.float32)
+    assert g.x0.dtype == torch.float32 and g.inputs.dtype == torch.float32 and g.targets.dtype == torch.int64
+    assert wine_net.x0.dtype == torch.float64  # the original is untouched
+    # float32 evaluation of the same function: agrees to float32 rounding
+    assert abs(g.loss(g.x0).item() - wine_net.loss(wine_net.x0).item()) < 1e-5
