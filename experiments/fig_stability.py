@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 import sdesim
 from experiments._common import Claim

@@ -69,7 +69,7 @@ class Comparison:
         lines.append(f"  largest combined 95% half-width = {width:.4g}")
         lines.append(f"  agreement within the 95% intervals at {100 * self.ci_overlap:.1f}% of recorded times")
         lines.append(f"  largest standardized difference {self.max_z:.2f} (Bonferroni p = {self.p_value:.3g})")
-        verdict = (f"consistent at level 0.05: no recorded time where the difference exceeds Monte Carlo error"
+        verdict = ("consistent at level 0.05: no recorded time where the difference exceeds Monte Carlo error"
                    if self.p_value >= 0.05 else
                    f"distinguishable at level 0.05: the difference exceeds Monte Carlo error (p = {self.p_value:.2g})")
         lines.append(f"  verdict: {verdict}")

@@ -86,6 +86,24 @@ def _assemble(rec: torch.Tensor, step, lr, *, kind, meta, statistic, keep_states
                         states=states, extra=extra)
 
 
+def _check_dims(method, objective, noise, x) -> int:
+    """Check that the method (its compressors) and the noise act on the dimension of ``x``; return it."""
+    d = x.shape[1]
+    method.check_dim(d)
+    noise.check(method.n_agents, d)
+    if hasattr(noise, "check_objective"):
+        noise.check_objective(objective)
+    return d
+
+
+def _update(method, x: torch.Tensor, u: torch.Tensor, k: int) -> torch.Tensor:
+    """x − η η_k u, the step rescaled by the method's normalizer of ||u|| when it is normalized (MATH.md §5)."""
+    step = method.step_size(k)
+    if method.normalized:
+        step = step * method.normalizer(u.square().sum(-1, keepdim=True).sqrt(), x.shape[1])
+    return x - step * u
+
+
 def run_discrete(method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, x0, *, steps: int,
                  runs: int, seed: int, record_every: int = 1, divergence_threshold: float = math.inf,
                  keep_states: bool = False, dtype: torch.dtype | None = None, device=None,
@@ -119,11 +137,7 @@ def run_discrete(method: AbstractMethod, objective: AbstractObjective, noise: Ab
     record_every = _checks.positive_int("record_every", record_every)
     seed = _rng.check_seed(seed)
     x = _initial(x0, runs, "runs", objective, dtype, device)
-    d = x.shape[1]
-    method.check_dim(d)
-    noise.check(method.n_agents, d)
-    if hasattr(noise, "check_objective"):
-        noise.check_objective(objective)
+    _check_dims(method, objective, noise, x)
     threshold = float(divergence_threshold)
     meta = _meta("discrete", method, objective, noise, x, steps=steps, runs=runs, seed=seed,
                  record_every=record_every, divergence_threshold=threshold)
@@ -143,11 +157,7 @@ def run_discrete(method: AbstractMethod, objective: AbstractObjective, noise: Ab
                 out.append(_record(objective, x, g, keep_states, metrics))
                 bar.update(k)
             grads = g.unsqueeze(-2) + noise.sample(g, n, rng["noise"], x=x, objective=objective)
-            u = method.direction(grads, comp_streams)
-            step = method.step_size(k)
-            if method.normalized:
-                step = step * method.normalizer(u.square().sum(-1, keepdim=True).sqrt(), d)
-            x = x - step * u
+            x = _update(method, x, method.direction(grads, comp_streams), k)
         if steps % record_every == 0:
             x = _mark_divergence(x, threshold)
             out.append(_record(objective, x, None, keep_states, metrics))

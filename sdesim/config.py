@@ -298,7 +298,7 @@ def build_parts(config: dict, loc: _Located | None = None):
         raise loc.error("method.name", str(err)) from None
     if "compressor" in m:
         comp = m["compressor"]
-        m["compressor"] = ([_component(c, COMPRESSORS, "compressor", f"method.compressor", loc) for c in comp]
+        m["compressor"] = ([_component(c, COMPRESSORS, "compressor", "method.compressor", loc) for c in comp]
                            if isinstance(comp, list) else _component(comp, COMPRESSORS, "compressor",
                                                                      "method.compressor", loc))
     if "schedule" in m:

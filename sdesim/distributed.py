@@ -37,7 +37,7 @@ import torch.multiprocessing as mp
 
 from . import _checks, _rng
 from ._progress import Progress
-from ._runs import _assemble, _initial, _meta, _metric_names, _record, _statistic
+from ._runs import _assemble, _check_dims, _initial, _meta, _metric_names, _record, _statistic, _update
 from ._solve import _mark_divergence
 from .comm import Aggregator, fp32_allreduce_bytes
 from .models import check_parts
@@ -88,11 +88,7 @@ def agent_loop(method, objective, noise, x0, *, steps: int, runs: int, seed: int
         if hasattr(objective, "to"):
             objective = objective.to(device)
     x = _initial(x0, runs, "runs", objective, None, device)
-    d = x.shape[1]
-    method.check_dim(d)
-    noise.check(method.n_agents, d)
-    if hasattr(noise, "check_objective"):
-        noise.check_objective(objective)
+    d = _check_dims(method, objective, noise, x)
     rng = _rng.streams(seed, ["noise"], x.device)
     agg = Aggregator(method.compressors, seed=seed, match_simulation=True, device=x.device)
     threshold = float(divergence_threshold)
@@ -110,11 +106,7 @@ def agent_loop(method, objective, noise, x0, *, steps: int, runs: int, seed: int
                 if rank == 0:
                     out.append(_record(objective, x, g, False, metrics))
                 bar.update(k)
-            u = agg(_agent_gradients(noise, g, world, rank, rng["noise"], x, objective))
-            step = method.step_size(k)
-            if method.normalized:
-                step = step * method.normalizer(u.square().sum(-1, keepdim=True).sqrt(), d)
-            x = x - step * u
+            x = _update(method, x, agg(_agent_gradients(noise, g, world, rank, rng["noise"], x, objective)), k)
         if steps % record_every == 0:
             x = _mark_divergence(x, threshold)
             if rank == 0:
