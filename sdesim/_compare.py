@@ -28,9 +28,11 @@ class Comparison:
         ci_overlap: share of times where |center_a − center_b| ≤ √(halfwidth_a² + halfwidth_b²), i.e. the two agree
             within their combined 95% interval.
         max_z: the largest standardized difference |center_a − center_b| / standard error over the times.
-        p_value: Bonferroni-adjusted two-sided p-value of ``max_z`` over the T recorded times, min(1, 2T(1 − Φ)):
-            small when the two sides differ by more than Monte Carlo error somewhere. It is conservative (the times
-            are correlated), so "consistent" errs on the side of agreement only as much as Bonferroni does.
+        p_value: Bonferroni-adjusted two-sided p-value over the T recorded times, min(1, T · min_t p_t), with p_t
+            Welch's t-test of the two means at time t (Welch–Satterthwaite degrees of freedom; the normal
+            approximation for medians): small when the two sides differ by more than Monte Carlo error somewhere.
+            It is conservative (the times are correlated), so "consistent" errs on the side of agreement only as much
+            as Bonferroni does.
     """
 
     a: Trajectories
@@ -101,11 +103,12 @@ def compare(a: Trajectories, b: Trajectories, metric: str = "loss") -> Compariso
     if not np.allclose(a.t[ia], b.t[ib], rtol=1e-12, atol=0.0):
         raise ValueError("a and b record the same steps at different times t = k·lr: their learning rates differ")
     stat = "median" if "median" in (a.statistic, b.statistic) else "mean"
-    bands = []
+    bands, counts = [], []
     for tr, idx in ((a, ia), (b, ib)):
         tr2 = tr if tr.statistic == stat else _with_statistic(tr, stat)
         c, lo, hi = tr2.band(metric)
         bands.append((c[idx], (hi - lo)[idx] / 2))
+        counts.append(np.isfinite(tr2.values(metric)[:, idx]).sum(0))
     (ca, ha), (cb, hb) = bands
     diff = np.abs(ca - cb)
     finite = np.isfinite(diff)
@@ -123,15 +126,34 @@ def compare(a: Trajectories, b: Trajectories, metric: str = "loss") -> Compariso
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 1e-300, excess / np.where(se > 1e-300, se, 1.0), np.where(excess > 0, np.inf, 0.0))
     max_z = float(np.nanmax(z)) if np.isfinite(diff).any() else math.nan
-    p_value = min(1.0, 2.0 * len(diff) * _normal_sf(max_z)) if math.isfinite(max_z) else (
-        0.0 if max_z == math.inf else math.nan)
+    if not np.isfinite(diff).any():
+        p_value = math.nan
+    elif max_z == math.inf:
+        p_value = 0.0
+    else:
+        p_value = min(1.0, len(diff) * float(np.nanmin(_two_sided_p(z, ha, hb, *counts, stat))))
     return Comparison(a=a, b=b, metric=metric, statistic=stat, t=a.t[ia], center_a=ca, center_b=cb,
                       halfwidth_a=ha, halfwidth_b=hb, weak_error=weak, weak_error_t=weak_t,
                       ci_overlap=float(np.mean(agree)), max_z=max_z, p_value=p_value)
 
 
-def _normal_sf(z: float) -> float:
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
+def _two_sided_p(z, ha, hb, na, nb, stat) -> np.ndarray:
+    """Per-time two-sided p-values of the standardized differences ``z``.
+
+    Means: Welch's t-test, t = z with the Welch–Satterthwaite degrees of freedom from the two standard errors and run
+    counts (the normal approximation is anti-conservative for a few dozen runs). Medians: the normal approximation
+    of their distribution-free intervals.
+    """
+    z = np.asarray(z, dtype=float)
+    if stat != "mean":
+        return np.array([math.erfc(v / math.sqrt(2.0)) for v in z])
+    from scipy.stats import t as student_t
+
+    va, vb = (ha / _Z95) ** 2, (hb / _Z95) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (va + vb) ** 2 / (np.where(na > 1, va**2 / (na - 1), 0.0) + np.where(nb > 1, vb**2 / (nb - 1), 0.0))
+    df = np.where(np.isfinite(df) & (df > 0), df, np.inf)  # no spread on a side (e.g. at t = 0): normal limit
+    return 2.0 * student_t.sf(z, df)
 
 
 def _with_statistic(tr: Trajectories, stat: str) -> Trajectories:

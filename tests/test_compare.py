@@ -70,3 +70,18 @@ def test_plot_returns_axes():
     ax = c.plot(logy=True)
     assert len(ax.get_lines()) == 2 and ax.get_xlabel() == "t = k·lr"
     plt.close("all")
+
+
+def test_p_value_is_bonferroni_over_welch_tests():
+    # few runs: the per-time p-values are Welch's t-tests (scipy's ttest_ind with equal_var=False), not the normal
+    # approximation, which would be anti-conservative here
+    from scipy import stats
+
+    a, b = run(0, n=12), run(1, n=20)
+    b = replace(b, loss=b.loss + np.where(b.t > 0, 0.01, 0.0))  # both start at x0: shift only later times
+    c = sdesim.compare(a, b)
+    later = a.t > 0
+    p = stats.ttest_ind(a.loss[:, later], b.loss[:, later], axis=0, equal_var=False).pvalue
+    assert c.p_value == pytest.approx(min(1.0, len(a.t) * p.min()), rel=1e-9)
+    normal = min(1.0, 2 * len(a.t) * stats.norm.sf(c.max_z))
+    assert c.p_value > normal  # heavier tails of t with ~20 degrees of freedom
