@@ -18,7 +18,9 @@ and raises :class:`DistributedError` naming the rank that failed first.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import math
 import os
 import pickle
@@ -144,6 +146,24 @@ def init_from_env(backend: str | None = None) -> tuple[int, int]:
         return 0, 1
     dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"))
     return dist.get_rank(), dist.get_world_size()
+
+
+@contextlib.contextmanager
+def process_group(backend: str | None = None):
+    """``with process_group() as (rank, world):`` joins torchrun's process group for the block (a single process
+    without torchrun's variables: (0, 1)), then waits for every rank and leaves the group cleanly.
+
+    Leaving explicitly matters: a process that exits while gloo's connections are still open may abort.
+    """
+    created = not dist.is_initialized()
+    rank, world = init_from_env(backend)
+    try:
+        yield rank, world
+    finally:
+        if created and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+            gc.collect()  # release the process group's C++ objects now, not during interpreter shutdown
 
 
 def _worker(rank, world, port, backend, timeout, fn, args, kwargs, result_path):
@@ -290,10 +310,11 @@ def _torchrun_main(argv=None) -> int:
               f"(float32 all-reduce: {info['fp32_allreduce_bytes']})")
     dist.barrier()
     dist.destroy_process_group()
+    gc.collect()
     return 0
 
 
-__all__ = ["run_distributed", "launch", "agent_loop", "init_from_env", "DistributedError"]
+__all__ = ["run_distributed", "launch", "agent_loop", "init_from_env", "process_group", "DistributedError"]
 
 if __name__ == "__main__":
     raise SystemExit(_torchrun_main())
