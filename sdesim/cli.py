@@ -104,32 +104,11 @@ def _cmd_compare(args) -> int:
     (out / "summary.json").write_text(json.dumps({
         "weak_error": c.weak_error, "weak_error_t": c.weak_error_t, "ci_overlap": c.ci_overlap,
         "statistic": c.statistic, "discrete": d.meta, "sde": s.meta}, indent=2))
-    _figure(c, out / "comparison.png")
+    from .plotting import save_comparison
+
+    save_comparison(c, out / "comparison.png")
     print(f"wrote {out / 'summary.txt'}, {out / 'comparison.png'}, {out / 'discrete.npz'}, {out / 'sde.npz'}")
     return 0
-
-
-def _figure(c, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    c.plot(ax=ax0, logy=bool(np.all(np.concatenate([c.center_a, c.center_b]) > 0)))
-    later = c.t > 0
-    ax1.plot(c.t[later], np.abs(c.center_a - c.center_b)[later], color="C2",
-             label=f"|{c.statistic}_discrete − {c.statistic}_SDE|")
-    ax1.plot(c.t[later], np.hypot(c.halfwidth_a, c.halfwidth_b)[later], color="0.4", linestyle=":",
-             label="combined 95% half-width")
-    ax1.set_yscale("log")
-    ax1.set_xlabel("t = k·lr")
-    ax1.set_ylabel(f"{c.metric}")
-    ax1.set_title(f"weak error {c.weak_error:.3g} at t = {c.weak_error_t:g}", fontsize=9)
-    ax1.legend(fontsize=8)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _cmd_figures(args) -> int:

@@ -49,3 +49,25 @@ def plot_comparison(comparison, *, ax=None, logy: bool = False, title: str | Non
                           f"95% intervals agree at {100 * comparison.ci_overlap:.0f}% of times", fontsize=9)
     ax.legend(fontsize=8)
     return ax
+
+
+def save_comparison(c, path) -> None:
+    """Write the standard two-panel figure of a :class:`~sdesim.Comparison` to ``path``: both sides with their bands
+    (log scale when positive), and |difference| against the combined 95% half-width."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    c.plot(ax=ax0, logy=bool(np.all(np.concatenate([c.center_a, c.center_b]) > 0)))
+    later = c.t > 0
+    ax1.plot(c.t[later], np.abs(c.center_a - c.center_b)[later], color="C2",
+             label=f"|{c.statistic}_discrete − {c.statistic}_SDE|")
+    ax1.plot(c.t[later], np.hypot(c.halfwidth_a, c.halfwidth_b)[later], color="0.4", linestyle=":",
+             label="combined 95% half-width")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("t = k·lr")
+    ax1.set_ylabel(f"{c.metric}")
+    ax1.set_title(f"weak error {c.weak_error:.3g} at t = {c.weak_error_t:g}", fontsize=9)
+    ax1.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

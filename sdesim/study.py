@@ -94,9 +94,9 @@ def run_study(config: dict, out: str | os.PathLike | None = None, *, progress: b
         if s is not None:
             s.save(out / "sde.npz")
         if s is not None and config["output"]["figure"]:
-            from .cli import _figure
+            from .plotting import save_comparison
 
-            _figure(c, out / "comparison.png")
+            save_comparison(c, out / "comparison.png")
         _write_json(out / "summary.json", {"summary": summary, "config": config})
     return summary
 
