@@ -143,9 +143,7 @@ def validate(raw: dict, loc: _Located | None = None) -> dict:
     config: dict[str, Any] = {}
     for section in raw:
         if section not in SCHEMA:
-            close = difflib.get_close_matches(section, list(SCHEMA), n=1)
-            hint = f"; did you mean [{close[0]}]?" if close else ""
-            raise loc.error(section, f"unknown section{hint} Allowed: {', '.join(SCHEMA)}")
+            raise _unknown(loc, section, section, SCHEMA, "unknown section", lambda c: f"[{c}]")
         if not isinstance(raw[section], dict):
             raise loc.error(section, "must be a table")
     for section, fields in SCHEMA.items():
@@ -155,9 +153,7 @@ def validate(raw: dict, loc: _Located | None = None) -> dict:
         else:
             for key in given:
                 if key not in fields:
-                    close = difflib.get_close_matches(key, list(fields), n=1)
-                    hint = f"; did you mean {close[0]!r}?" if close else ""
-                    raise loc.error(f"{section}.{key}", f"unknown field{hint} Allowed: {', '.join(fields)}")
+                    raise _unknown(loc, f"{section}.{key}", key, fields, "unknown field")
             config[section] = {k: given.get(k, v) for k, v in fields.items()}
         for key, default in fields.items():
             if default is ... and key not in config[section]:
@@ -199,6 +195,13 @@ def _check_fields(config: dict, loc: _Located) -> None:
         ValueError(f"{k} must be a folder path (a non-empty string), got {v!r}")))
 
 
+def _unknown(loc: _Located, field: str, key: str, allowed, what: str, show=repr) -> ConfigError:
+    """The error for a name that is not one of ``allowed``, with the closest match as a suggestion."""
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    hint = f"; did you mean {show(close[0])}?" if close else ""
+    return loc.error(field, f"{what}{hint} Allowed: {', '.join(allowed)}")
+
+
 def _check_sweep(config: dict, loc: _Located) -> None:
     for field, values in config["sweep"].items():
         if not isinstance(values, list) or not values:
@@ -227,10 +230,7 @@ def _construct(cls, kwargs: dict, field: str, loc: _Located):
     params = inspect.signature(cls).parameters
     for key in kwargs:
         if key not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            close = difflib.get_close_matches(key, list(params), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise loc.error(f"{field}.{key}", f"{cls.__name__} has no field {key!r}{hint} "
-                                              f"Allowed: {', '.join(params)}")
+            raise _unknown(loc, f"{field}.{key}", key, params, f"{cls.__name__} has no field {key!r}")
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as err:
@@ -244,10 +244,7 @@ def _network(spec: dict, loc: _Located):
 
     for key in spec:
         if key not in _NETWORK_FIELDS:
-            close = difflib.get_close_matches(key, list(_NETWORK_FIELDS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise loc.error(f"objective.{key}", f"unknown network field{hint} Allowed: "
-                                                f"{', '.join(sorted(_NETWORK_FIELDS))}")
+            raise _unknown(loc, f"objective.{key}", key, sorted(_NETWORK_FIELDS), "unknown network field")
     try:
         dataset = _checks.one_of("dataset", spec.get("dataset", "digits"), ("digits", "breast_cancer", "wine"))
     except ValueError as err:

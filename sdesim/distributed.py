@@ -137,33 +137,33 @@ def agent_loop(method, objective, noise, x0, *, steps: int, runs: int, seed: int
                      statistic=_statistic(method, noise), keep_states=False, metrics=metrics)
 
 
-def init_from_env(backend: str | None = None) -> tuple[int, int]:
+def init_from_env(backend: str | None = None, timeout: float | None = None) -> tuple[int, int]:
     """Join the process group that ``torchrun`` describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR, ...);
-    without those variables, do nothing. Returns (rank, world size): (0, 1) in a plain single process."""
+    without those variables, do nothing. Returns (rank, world size): (0, 1) in a plain single process.
+    ``timeout``: seconds a collective may wait for the others (torch's default when ``None``)."""
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return 0, 1
-    dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"))
+    extra = {} if timeout is None else {"timeout": datetime.timedelta(seconds=float(timeout))}
+    dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"), **extra)
     return dist.get_rank(), dist.get_world_size()
 
 
 @contextlib.contextmanager
-def process_group(backend: str | None = None):
+def process_group(backend: str | None = None, timeout: float | None = None):
     """``with process_group() as (rank, world):`` joins torchrun's process group for the block (a single process
     without torchrun's variables: (0, 1)), then waits for every rank and leaves the group cleanly.
 
-    Leaving explicitly matters: a process that exits while gloo's connections are still open may abort.
+    Leaving explicitly matters: a process that exits while gloo's connections are still open may abort. After an
+    error the group is left as it is (a barrier would wait for ranks that may be gone).
     """
     created = not dist.is_initialized()
-    rank, world = init_from_env(backend)
-    try:
-        yield rank, world
-    finally:
-        if created and dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
-            gc.collect()  # release the process group's C++ objects now, not during interpreter shutdown
+    yield init_from_env(backend, timeout)
+    if created and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+        gc.collect()  # release the process group's C++ objects now, not during interpreter shutdown
 
 
 def _worker(rank, world, port, backend, timeout, fn, args, kwargs, result_path):
@@ -296,21 +296,17 @@ def _torchrun_main(argv=None) -> int:
     study = _config.load(argv[0])
     method, objective, noise, x0 = _config.build_parts(study)
     run, disc = study["run"], study["discrete"]
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
-                            timeout=datetime.timedelta(seconds=disc["timeout"]))
-    traj = agent_loop(method, objective, noise, x0, steps=run["steps"], runs=disc["runs"], seed=run["seed"],
-                      record_every=run["record_every"], divergence_threshold=run["divergence_threshold"])
-    if traj is not None:
-        out = Path(study["output"]["dir"])
-        out.mkdir(parents=True, exist_ok=True)
-        traj.save(out / "distributed.npz")
-        info = traj.meta["distributed"]
-        print(f"wrote {out / 'distributed.npz'}: {info['world_size']} ranks ({info['backend']}), "
-              f"{info['bytes_per_step_per_run'][0]:.0f} bytes per step and run per rank "
-              f"(float32 all-reduce: {info['fp32_allreduce_bytes']})")
-    dist.barrier()
-    dist.destroy_process_group()
-    gc.collect()
+    with process_group(timeout=disc["timeout"]):
+        traj = agent_loop(method, objective, noise, x0, steps=run["steps"], runs=disc["runs"], seed=run["seed"],
+                          record_every=run["record_every"], divergence_threshold=run["divergence_threshold"])
+        if traj is not None:
+            out = Path(study["output"]["dir"])
+            out.mkdir(parents=True, exist_ok=True)
+            traj.save(out / "distributed.npz")
+            info = traj.meta["distributed"]
+            print(f"wrote {out / 'distributed.npz'}: {info['world_size']} ranks ({info['backend']}), "
+                  f"{info['bytes_per_step_per_run'][0]:.0f} bytes per step and run per rank "
+                  f"(float32 all-reduce: {info['fp32_allreduce_bytes']})")
     return 0
 
 
