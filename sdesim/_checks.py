@@ -66,7 +66,7 @@ def real_array(name: str, value: Any, *, min_value: float | None = None, strict:
                max_ndim: int = 2) -> np.ndarray:
     """A finite float64 array (scalar, vector or matrix), read-only, optionally bounded below."""
     try:
-        arr = np.array(value.detach().cpu() if hasattr(value, "detach") else value, dtype=np.float64)
+        arr = np.array(value.detach().cpu().numpy() if hasattr(value, "detach") else value, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a real number or array, got {_fmt(value)}") from None
     if arr.ndim > max_ndim:

@@ -10,10 +10,14 @@ rather than calling ``torchsde.sdeint``, for three reasons:
 3. The driving noise comes from :mod:`sdesim.increments` (Gaussian or α-stable), never from ``BrownianPath``.
 
 When the SDE declares ``batch_independent = True`` (its paths do not interact, as for every sdesim model), the
-arithmetic of each step runs on chunks of about 2 MiB of paths, which stay in the processor cache; the increments are
-still drawn for the whole batch at once, so the results do not depend on the chunking.
+arithmetic of each step runs on chunks of paths of ``sde.chunk_bytes`` bytes (2 MiB when it has none; sdesim's
+elementwise objectives ask for 256 KiB, which stays in cache and below torch's parallel grain, so each chunk runs on
+the calling thread). On the CPU, when a step draws at least ``_PREFETCH_MIN`` numbers, the increments of step k + 1
+are drawn on a background thread (itself filling blocks on sdesim's random-number threads) while step k's arithmetic
+runs. The increments are drawn for the whole batch at once and in step order, so the results depend neither on the
+chunking nor on the prefetching.
 
-torchsde still validates the SDE (its ``check_contract``) and does the arithmetic of every step.
+torchsde still validates the SDE (its ``check_contract``, on a one-path probe) and does the arithmetic of every step.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from ._progress import Progress
 from .increments import AbstractIncrements, GaussianIncrements, GridBrownian, StepDraws
 
 _CHUNK_BYTES = 2 << 20
+#: draws of at least this many numbers per step are made one step ahead on a background thread.
+_PREFETCH_MIN = 1 << 16
 
 #: solver names accepted by :func:`solve` (torchsde's one-step methods that need no Lévy area A).
 SOLVERS: dict[str, str] = {name: name for name in
@@ -171,13 +177,16 @@ def solve(sde, y0: torch.Tensor, *, dt: float, steps: int, seed: int, solver: st
     noise = _rng.streams(seed, ("increments", "levy_area"), y0.device)
     m = _noise_size(sde, y0, t_start)
     draws = StepDraws(inc, shape=(batch, m), dt=h, dtype=y0.dtype, device=y0.device, main=noise["increments"],
-                      extra=noise["levy_area"])
+                      extra=noise["levy_area"], steps=steps,
+                      prefetch=y0.device.type == "cpu" and batch * m >= _PREFETCH_MIN)
     rows = batch
     if getattr(sde, "batch_independent", False) and y0.device.type == "cpu":
-        rows = max(1, _CHUNK_BYTES // (max(d, m) * y0.element_size()))
+        rows = max(1, int(getattr(sde, "chunk_bytes", _CHUNK_BYTES)) // (max(d, m) * y0.element_size()))
     chunks = [slice(a, min(a + rows, batch)) for a in range(0, batch, rows)]
-    solvers = [_make_solver(sde, y0[c], GridBrownian(draws, t0=t_start, rows=c), t_start, h, method, options)
-               for c in chunks]
+    fsde, method, options = _check_contract(sde, y0, m, t_start, h, method, options)
+    solvers = [_ts_methods.select(method=method, sde_type=fsde.sde_type)(
+        sde=fsde, bm=GridBrownian(draws, t0=t_start, rows=c), dt=h, adaptive=False, rtol=1e-5, atol=1e-4,
+        dt_min=1e-5, options=options) for c in chunks]
 
     times = t_start + h * torch.arange(steps + 1, dtype=torch.float64)
     bar = Progress(steps, "solve", progress)
@@ -197,15 +206,25 @@ def solve(sde, y0: torch.Tensor, *, dt: float, steps: int, seed: int, solver: st
     return torch.stack(out)
 
 
-def _make_solver(sde, y0, bm, t_start, h, method, options):
-    """torchsde's solver object for ``sde`` driven by ``bm``, after torchsde's own contract checks."""
+class _ProbeNoise:
+    """Stands in for the driving noise in torchsde's contract check, which reads only its shape."""
+
+    levy_area_approximation = "none"
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+def _check_contract(sde, y0, m, t_start, h, method, options):
+    """torchsde's own contract checks on a one-path probe (shapes, noise type, method), returning its wrapped SDE,
+    method and options. The probe costs one evaluation of the coefficients for one path, not for the batch."""
     ts_check = torch.tensor([t_start, t_start + h], dtype=torch.float64)
+    probe = y0[:1]
     devices = [] if y0.device.type == "cpu" else [y0.device]
     with torch.random.fork_rng(devices=devices):  # check_contract draws a probe vector from global state
-        fsde, _, _, bm, method, options = _ts_check_contract(sde, y0, ts_check, bm, method, False,
-                                                             dict(options or {}), None, False)
-    return _ts_methods.select(method=method, sde_type=fsde.sde_type)(
-        sde=fsde, bm=bm, dt=h, adaptive=False, rtol=1e-5, atol=1e-4, dt_min=1e-5, options=options)
+        fsde, _, _, _, method, options = _ts_check_contract(sde, probe, ts_check, _ProbeNoise((1, m)), method, False,
+                                                            dict(options or {}), None, False)
+    return fsde, method, options
 
 
 __all__ = ["solve", "SOLVERS", "exact_grid"]

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import abc
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -83,17 +85,32 @@ class StepDraws:
 
     Several :class:`GridBrownian` views (one per chunk of paths) read their rows of the same draw, so the numbers do
     not depend on how the batch is split for the arithmetic.
+
+    With ``prefetch=True`` the increments of step k + 1 are drawn on a background thread while the solver does the
+    arithmetic of step k (the draws of one source stay in step order, so the numbers are the same as without
+    prefetching). ``steps`` bounds the prefetching to the steps that will be asked for.
     """
 
-    def __init__(self, increments: AbstractIncrements, *, shape, dt, dtype, device, main: Stream, extra: Stream):
+    def __init__(self, increments: AbstractIncrements, *, shape, dt, dtype, device, main: Stream, extra: Stream,
+                 steps: int | None = None, prefetch: bool = False):
         self.increments = increments
         self.shape = tuple(shape)
         self.dt = float(dt)
         self.dtype = dtype
         self.device = torch.device(device)
         self._main, self._extra = main, extra
+        self._steps = steps
+        self._prefetch = bool(prefetch)
         self._k = -1
         self._w = self._u = None
+        self._next = None  # (step, want_u, future) of the draw in flight
+
+    def _draw(self, want_u: bool):
+        w, u = self.increments.draw(self.shape, self.dt, self.dtype, self._main, self._extra, want_u=want_u)
+        if w.device != self.device:
+            w = w.to(self.device)
+            u = None if u is None else u.to(self.device)
+        return w, u
 
     def get(self, k: int, want_u: bool):
         """(ΔW, U or None) of step k; k must be the current step or the next one."""
@@ -101,14 +118,32 @@ class StepDraws:
             if k != self._k + 1:
                 raise RuntimeError(f"increments must be consumed in order: asked for step {k} after {self._k}")
             self._k = k
-            self._w, self._u = self.increments.draw(self.shape, self.dt, self.dtype, self._main, self._extra,
-                                                    want_u=want_u)
-            if self._w.device != self.device:
-                self._w = self._w.to(self.device)
-                self._u = None if self._u is None else self._u.to(self.device)
+            if self._next is not None:
+                _, fetched_u, future = self._next
+                self._next = None
+                self._w, self._u = future.result()
+                if want_u and not fetched_u:
+                    raise RuntimeError("the space-time Lévy area must be asked for at every step or at none")
+            else:
+                self._w, self._u = self._draw(want_u)
+            if self._prefetch and (self._steps is None or k + 1 < self._steps):
+                self._next = (k + 1, want_u, _prefetcher().submit(self._draw, want_u))
         elif want_u and self._u is None:
             raise RuntimeError("the space-time Lévy area of a step must be asked for with its first query")
         return self._w, self._u
+
+
+_PREFETCHER: ThreadPoolExecutor | None = None
+_PREFETCHER_LOCK = threading.Lock()
+
+
+def _prefetcher() -> ThreadPoolExecutor:
+    """One background thread that draws ahead for every :class:`StepDraws` (FIFO, so each source stays in order)."""
+    global _PREFETCHER
+    with _PREFETCHER_LOCK:
+        if _PREFETCHER is None:
+            _PREFETCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdesim-prefetch")
+        return _PREFETCHER
 
 
 class GridBrownian(torchsde.BaseBrownian):

@@ -82,6 +82,11 @@ class AbstractOptimizerSDE(nn.Module):
     #: paths do not interact, so :func:`sdesim.solve` may split the batch into cache-sized chunks.
     batch_independent = True
 
+    @property
+    def chunk_bytes(self) -> int:
+        """Bytes of state per chunk of paths in :func:`sdesim.solve` (the objective's preference)."""
+        return int(self.objective.chunk_bytes)
+
     def __init__(self, method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, model: str):
         super().__init__()
         self.method, self.objective, self.noise, self.model = method, objective, noise, model

@@ -381,7 +381,7 @@ def tail_index(samples) -> float:
     consistent for SαS laws (Y_i has the law of K1^{1/α} X): α̂ ≈ 2 for Gaussian noise, < 2 for heavy tails. Zeros
     are dropped. Returns α̂ (it may exceed 2 by estimation noise).
     """
-    x = np.asarray(samples.detach().cpu() if hasattr(samples, "detach") else samples, dtype=np.float64).ravel()
+    x = np.asarray(samples.detach().cpu().numpy() if hasattr(samples, "detach") else samples, dtype=np.float64).ravel()
     x = x[x != 0]
     k1 = int(math.floor(math.sqrt(x.size)))
     if k1 < 2:

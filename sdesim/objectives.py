@@ -32,10 +32,14 @@ class AbstractObjective(abc.ABC):
         dim: the dimension d the objective requires, or ``None`` when it accepts any d.
         L0, L1: constants with ``||∇²f(x)|| ≤ L0 + L1 ||∇f(x)||`` (MATH.md §2.4).
         f_star: the minimum value.
+        chunk_bytes: bytes of state per chunk of paths when :func:`sdesim.solve` splits a batch (elementwise
+            objectives: 256 KiB, which stays in cache and, below torch's parallel grain, on the calling thread, so
+            that the other cores draw the next step's increments).
     """
 
     dim: int | None = None
     f_star: float = 0.0
+    chunk_bytes: int = 256 << 10
 
     @property
     @abc.abstractmethod
@@ -218,6 +222,8 @@ class Network(AbstractObjective):
     """
 
     f_star = float("nan")
+    #: a path's gradient is a whole forward and backward pass, parallel in itself: larger chunks (fewer calls).
+    chunk_bytes = 2 << 20
 
     def __init__(self, module: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
                  loss: str = "cross_entropy", *, test_inputs: torch.Tensor | None = None,

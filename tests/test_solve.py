@@ -37,6 +37,31 @@ def test_same_seed_bit_identical_whatever_record_every():
     assert not torch.equal(b, c)
 
 
+def test_prefetch_and_chunking_do_not_change_the_numbers(monkeypatch):
+    # The increments of step k + 1 are drawn on a background thread during step k, and the batch is split into
+    # chunks for the arithmetic; neither may change a single number.
+    from sdesim import _solve
+
+    opt, f = sdesim.methods.DSGD(0.05, 4), sdesim.objectives.Quadratic(h=torch.linspace(0.5, 2.0, 300, dtype=F64))
+    z, x0 = sdesim.noise.Gaussian(0.5), torch.ones(300, dtype=F64)
+
+    def run():
+        return sdesim.simulate(opt, f, z, x0, steps=30, paths=700, seed=3, record_every=5).loss
+
+    assert 700 * 300 >= _solve._PREFETCH_MIN and 700 * 300 * 8 > f.chunk_bytes  # both mechanisms are exercised
+    ref = run()
+    monkeypatch.setattr(_solve, "_PREFETCH_MIN", math.inf)
+    assert np.array_equal(run(), ref)
+    monkeypatch.setattr(type(f), "chunk_bytes", 1 << 40)
+    assert np.array_equal(run(), ref)
+    # srk asks for the space-time Lévy area as well, drawn ahead with the increment.
+    y0 = torch.ones(1 << 16, 1, dtype=F64)
+    srk = [sdesim.solve(GBM(0.3, 0.6), y0, dt=0.01, steps=20, seed=4, solver="srk", record_every=20)]
+    monkeypatch.setattr(_solve, "_PREFETCH_MIN", 1)
+    srk.append(sdesim.solve(GBM(0.3, 0.6), y0, dt=0.01, steps=20, seed=4, solver="srk", record_every=20))
+    assert torch.equal(*srk)
+
+
 def test_global_random_state_untouched():
     torch_state, np_state = torch.get_rng_state(), np.random.get_state()[1].copy()
     sdesim.solve(GBM(0.1, 0.2), torch.ones(4, 2, dtype=F64), dt=0.1, steps=10, seed=1)
