@@ -8,7 +8,10 @@ same steps, and run in this one process, so only ratios are reported:
 - ``hand (same RNG)``: the same loop drawing ξ from sdesim's random stream (numpy SFC64 ziggurat for float64 on the
   CPU), which isolates the cost of the integrator from the cost of the random numbers;
 - ``torchsde.sdeint``: torchsde's integrator with its default Brownian motion (``BrownianInterval``), Euler, the
-  same SDE module, output at the recorded steps.
+  same SDE module, output at the recorded steps;
+- ``draws alone``: only the increments of every step (sdesim's stream, and ``torch.randn``), no arithmetic: the
+  time of the draws bounds from below what any simulator of this SDE spends per step, so torchsde's time over it is a
+  ceiling on the speed-up over torchsde.
 
 Usage: ``python -m experiments.bench_simulate [--paths 1024] [--dim 1000] [--steps 200] [--method dsgd]``.
 Targets (DESIGN.md): simulate within 1.25x of the hand loop; at least 8x faster than torchsde.sdeint.
@@ -105,7 +108,21 @@ def main(argv=None):
     print(f"bench_simulate: method={args.method} paths={args.paths} dim={args.dim} steps={args.steps} "
           f"record_every={args.record_every} dtype={args.dtype} threads={torch.get_num_threads()} "
           f"sdesim={sdesim.__version__} torch={torch.__version__} torchsde={torchsde.__version__}")
+    draws = _rng.streams(1, ["increments"])["increments"]
+    torch_gen = torch.Generator().manual_seed(1)
+    shape = (args.paths, args.dim)
+
+    def rng_sdesim():
+        for _ in range(args.steps):
+            draws.normal(shape, dtype)
+
+    def rng_torch():
+        for _ in range(args.steps):
+            torch.randn(shape, generator=torch_gen, dtype=dtype)
+
     med = _time_interleaved({
+        "draws alone (sdesim stream)": (rng_sdesim, 1.0),
+        "draws alone (torch.randn)": (rng_torch, 1.0),
         "sdesim.simulate": (run_sdesim, 1.0),
         "hand loop (torch.randn)": (run_hand_torch, 1.0),
         "hand loop (same RNG)": (run_hand_same_rng, 1.0),
@@ -113,13 +130,16 @@ def main(argv=None):
     }, args.repeat)
     t_sdesim, t_hand = med["sdesim.simulate"], med["hand loop (torch.randn)"]
     t_same, t_ts = med["hand loop (same RNG)"], med["torchsde.sdeint default BM"]
-    rows = list(med.items())
-    for name, t in rows:
+    for name, t in med.items():
         print(f"  {name:<28} {t:8.3f} s   {1e3 * t / args.steps:7.2f} ms/step   "
               f"simulate/this = {t_sdesim / t:5.2f}")
     print(f"ratios: simulate / hand(torch.randn) = {t_sdesim / t_hand:.2f} (target <= 1.25); "
           f"simulate / hand(same RNG) = {t_sdesim / t_same:.2f}; "
           f"torchsde / simulate = {t_ts / t_sdesim:.1f} (target >= 8)")
+    t_rng = med["draws alone (sdesim stream)"]
+    print(f"ceiling: torchsde / (the step's increments alone) = {t_ts / t_rng:.1f}; torchsde's BrownianInterval "
+          f"draws two torch.randn of this size per step ({med['draws alone (torch.randn)'] / t_rng:.1f}x the cost "
+          f"of sdesim's draw each)")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ rather than calling ``torchsde.sdeint``, for three reasons:
 3. The driving noise comes from :mod:`sdesim.increments` (Gaussian or α-stable), never from ``BrownianPath``.
 
 When the SDE declares ``batch_independent = True`` (its paths do not interact, as for every sdesim model), the
-arithmetic of each step runs on chunks of paths of ``sde.chunk_bytes`` bytes (2 MiB when it has none; sdesim's
-elementwise objectives ask for 256 KiB, which stays in cache and below torch's parallel grain, so each chunk runs on
-the calling thread). On the CPU, when a step draws at least ``_PREFETCH_MIN`` numbers, the increments of step k + 1
+arithmetic of each step runs on chunks of paths holding about ``sde.chunk_numbers`` numbers (2¹⁸ when it has none;
+sdesim's elementwise objectives ask for 2¹⁵, which stays in cache and at torch's parallel grain, so each chunk runs
+on the calling thread). On the CPU, when a step draws at least ``_PREFETCH_MIN`` numbers, the increments of step k + 1
 are drawn on a background thread (itself filling blocks on sdesim's random-number threads) while step k's arithmetic
 runs. The increments are drawn for the whole batch at once and in step order, so the results depend neither on the
 chunking nor on the prefetching.
@@ -35,7 +35,7 @@ from . import _checks, _rng
 from ._progress import Progress
 from .increments import AbstractIncrements, GaussianIncrements, GridBrownian, StepDraws
 
-_CHUNK_BYTES = 2 << 20
+_CHUNK_NUMBERS = 1 << 18
 #: draws of at least this many numbers per step are made one step ahead on a background thread.
 _PREFETCH_MIN = 1 << 16
 
@@ -181,7 +181,7 @@ def solve(sde, y0: torch.Tensor, *, dt: float, steps: int, seed: int, solver: st
                       prefetch=y0.device.type == "cpu" and batch * m >= _PREFETCH_MIN)
     rows = batch
     if getattr(sde, "batch_independent", False) and y0.device.type == "cpu":
-        rows = max(1, int(getattr(sde, "chunk_bytes", _CHUNK_BYTES)) // (max(d, m) * y0.element_size()))
+        rows = max(1, int(getattr(sde, "chunk_numbers", _CHUNK_NUMBERS)) // max(d, m))
     chunks = [slice(a, min(a + rows, batch)) for a in range(0, batch, rows)]
     fsde, method, options = _check_contract(sde, y0, m, t_start, h, method, options)
     solvers = [_ts_methods.select(method=method, sde_type=fsde.sde_type)(

@@ -83,9 +83,9 @@ class AbstractOptimizerSDE(nn.Module):
     batch_independent = True
 
     @property
-    def chunk_bytes(self) -> int:
-        """Bytes of state per chunk of paths in :func:`sdesim.solve` (the objective's preference)."""
-        return int(self.objective.chunk_bytes)
+    def chunk_numbers(self) -> int:
+        """State entries per chunk of paths in :func:`sdesim.solve` (the objective's preference)."""
+        return int(self.objective.chunk_numbers)
 
     def __init__(self, method: AbstractMethod, objective: AbstractObjective, noise: AbstractNoise, model: str):
         super().__init__()

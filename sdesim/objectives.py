@@ -32,14 +32,14 @@ class AbstractObjective(abc.ABC):
         dim: the dimension d the objective requires, or ``None`` when it accepts any d.
         L0, L1: constants with ``||∇²f(x)|| ≤ L0 + L1 ||∇f(x)||`` (MATH.md §2.4).
         f_star: the minimum value.
-        chunk_bytes: bytes of state per chunk of paths when :func:`sdesim.solve` splits a batch (elementwise
-            objectives: 256 KiB, which stays in cache and, below torch's parallel grain, on the calling thread, so
-            that the other cores draw the next step's increments).
+        chunk_numbers: state entries per chunk of paths when :func:`sdesim.solve` splits a batch (elementwise
+            objectives: 2¹⁵, which stays in cache and, at torch's parallel grain, on the calling thread, so that the
+            other cores draw the next step's increments).
     """
 
     dim: int | None = None
     f_star: float = 0.0
-    chunk_bytes: int = 256 << 10
+    chunk_numbers: int = 1 << 15
 
     @property
     @abc.abstractmethod
@@ -223,7 +223,7 @@ class Network(AbstractObjective):
 
     f_star = float("nan")
     #: a path's gradient is a whole forward and backward pass, parallel in itself: larger chunks (fewer calls).
-    chunk_bytes = 2 << 20
+    chunk_numbers = 1 << 18
 
     def __init__(self, module: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
                  loss: str = "cross_entropy", *, test_inputs: torch.Tensor | None = None,
@@ -334,11 +334,15 @@ class Network(AbstractObjective):
         return torch.func.vmap(g)(x, self.inputs[index], self.targets[index])
 
     def weighted_grads(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Σ_j w_kj ∇ℓ_j(x_r) for each run r and weight vector k by one ``vjp``: x ``(R, d)``, weights ``(R, K, n)``,
-        result ``(R, K, d)``."""
+        """Σ_j w_kj ∇ℓ_j(x_r) for each run r and weight vector k from one forward pass (one ``vjp``, whose pull-back
+        runs once per weight vector): x ``(R, d)``, weights ``(R, K, n)``, result ``(R, K, d)``.
+
+        The K pull-backs run one after another rather than under a ``vmap`` over K: for the K = 2 of the minibatch
+        diffusion on the breast-cancer MLP 30-16-2 (R = 32) that costs 1.34 full-batch gradients against 1.75 for the
+        batched pull-back (medians of 15 interleaved rounds)."""
         def one(p, w):
             _, pull = torch.func.vjp(lambda q: self._per_example(q, self.inputs, self.targets), p)
-            return torch.func.vmap(pull)(w)[0]
+            return torch.stack([pull(w[k])[0] for k in range(w.shape[0])])
 
         return torch.func.vmap(one)(x, weights)
 

@@ -48,11 +48,11 @@ def test_prefetch_and_chunking_do_not_change_the_numbers(monkeypatch):
     def run():
         return sdesim.simulate(opt, f, z, x0, steps=30, paths=700, seed=3, record_every=5).loss
 
-    assert 700 * 300 >= _solve._PREFETCH_MIN and 700 * 300 * 8 > f.chunk_bytes  # both mechanisms are exercised
+    assert 700 * 300 >= _solve._PREFETCH_MIN and 700 * 300 > f.chunk_numbers  # both mechanisms are exercised
     ref = run()
     monkeypatch.setattr(_solve, "_PREFETCH_MIN", math.inf)
     assert np.array_equal(run(), ref)
-    monkeypatch.setattr(type(f), "chunk_bytes", 1 << 40)
+    monkeypatch.setattr(type(f), "chunk_numbers", 1 << 40)
     assert np.array_equal(run(), ref)
     # srk asks for the space-time Lévy area as well, drawn ahead with the increment.
     y0 = torch.ones(1 << 16, 1, dtype=F64)
