@@ -31,17 +31,22 @@ def _stream_seed(seed: int, name: str) -> int:
 
 
 _BLOCK = 1 << 18
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
+_POOLS: dict[str, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def thread_pool(name: str, workers: int) -> ThreadPoolExecutor:
+    """The process-wide thread pool ``name`` (threads ``sdesim-<name>``), created with ``workers`` threads on first
+    use."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(name)
+        if pool is None:
+            pool = _POOLS[name] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sdesim-{name}")
+        return pool
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8)),
-                                       thread_name_prefix="sdesim-rng")
-        return _POOL
+    return thread_pool("rng", max(1, min(os.cpu_count() or 1, 8)))
 
 
 def check_seed(seed) -> int:

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import abc
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 import torchsde
 
-from . import _checks
+from . import _checks, _rng
 from ._rng import Stream
 
 
@@ -127,23 +125,11 @@ class StepDraws:
             else:
                 self._w, self._u = self._draw(want_u)
             if self._prefetch and (self._steps is None or k + 1 < self._steps):
-                self._next = (k + 1, want_u, _prefetcher().submit(self._draw, want_u))
+                # one thread serves every source, first in first out, so each source's draws stay in step order
+                self._next = (k + 1, want_u, _rng.thread_pool("prefetch", 1).submit(self._draw, want_u))
         elif want_u and self._u is None:
             raise RuntimeError("the space-time Lévy area of a step must be asked for with its first query")
         return self._w, self._u
-
-
-_PREFETCHER: ThreadPoolExecutor | None = None
-_PREFETCHER_LOCK = threading.Lock()
-
-
-def _prefetcher() -> ThreadPoolExecutor:
-    """One background thread that draws ahead for every :class:`StepDraws` (FIFO, so each source stays in order)."""
-    global _PREFETCHER
-    with _PREFETCHER_LOCK:
-        if _PREFETCHER is None:
-            _PREFETCHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdesim-prefetch")
-        return _PREFETCHER
 
 
 class GridBrownian(torchsde.BaseBrownian):
