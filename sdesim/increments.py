@@ -101,7 +101,7 @@ class StepDraws:
         self._prefetch = bool(prefetch)
         self._k = -1
         self._w = self._u = None
-        self._next = None  # (step, want_u, future) of the draw in flight
+        self._next = None  # (want_u, future) of the draw of step _k + 1 in flight
 
     def _draw(self, want_u: bool):
         w, u = self.increments.draw(self.shape, self.dt, self.dtype, self._main, self._extra, want_u=want_u)
@@ -117,7 +117,7 @@ class StepDraws:
                 raise RuntimeError(f"increments must be consumed in order: asked for step {k} after {self._k}")
             self._k = k
             if self._next is not None:
-                _, fetched_u, future = self._next
+                fetched_u, future = self._next
                 self._next = None
                 self._w, self._u = future.result()
                 if want_u and not fetched_u:
@@ -126,7 +126,7 @@ class StepDraws:
                 self._w, self._u = self._draw(want_u)
             if self._prefetch and (self._steps is None or k + 1 < self._steps):
                 # one thread serves every source, first in first out, so each source's draws stay in step order
-                self._next = (k + 1, want_u, _rng.thread_pool("prefetch", 1).submit(self._draw, want_u))
+                self._next = (want_u, _rng.thread_pool("prefetch", 1).submit(self._draw, want_u))
         elif want_u and self._u is None:
             raise RuntimeError("the space-time Lévy area of a step must be asked for with its first query")
         return self._w, self._u
