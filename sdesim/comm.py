@@ -228,8 +228,8 @@ class Aggregator:
             streams = _rng.streams(seed, names, device)
             self.stream = streams[names[0] if len(comps) == 1 else names[self.channel.rank]]
         else:
-            self.stream = _rng.streams(seed, [f"compressor/rank{self.channel.rank}"], device)[
-                f"compressor/rank{self.channel.rank}"]
+            name = f"compressor/rank{self.channel.rank}"
+            self.stream = _rng.streams(seed, [name], device)[name]
 
     @property
     def rank(self) -> int:
